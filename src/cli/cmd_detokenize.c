@@ -1,0 +1,10 @@
+/* cmd_detokenize: placeholder until the module behind it lands. */
+#include "cli/commands.h"
+
+#include <stdio.h>
+
+int cmd_detokenize(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "error: %s is not built yet\n", argv[0]);
+    return 1;
+}

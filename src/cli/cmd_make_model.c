@@ -1,0 +1,10 @@
+/* cmd_make_model: placeholder until the module behind it lands. */
+#include "cli/commands.h"
+
+#include <stdio.h>
+
+int cmd_make_model(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "error: %s is not built yet\n", argv[0]);
+    return 1;
+}

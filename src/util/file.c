@@ -1,0 +1,141 @@
+/* file: POSIX file helpers. Invariant: every function releases what it opened on every
+ * path, error paths included. */
+#include "util/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int file_read_all(const char *path, size_t max_bytes, char **out, size_t *out_len, struct err *e) {
+    *out = NULL;
+    if (out_len) *out_len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int code = errno == ENOENT ? VELA_ENOTFOUND : VELA_EIO;
+        return err_set(e, code, "%s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, VELA_EIO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        close(fd);
+        return err_set(e, VELA_ELIMIT, "%s: %lld bytes exceeds the limit of %zu", path,
+                       (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return err_set(e, VELA_ENOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
+        free(buf);
+        return err_set(e, VELA_EIO, "%s: short read (%zu of %zu bytes)", path, got, n);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (out_len) *out_len = n;
+    return 0;
+}
+
+int file_write_all(const char *path, const void *data, size_t len, struct err *e) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return err_set(e, VELA_ELIMIT, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return err_set(e, VELA_EIO, "%s: %s", tmp, strerror(errno));
+    size_t put = len ? fwrite(data, 1, len, f) : 0;
+    int rc_close = fclose(f);
+    if (put != len || rc_close != 0) {
+        unlink(tmp);
+        return err_set(e, VELA_EIO, "%s: write failed", path);
+    }
+    if (rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return err_set(e, VELA_EIO, "%s: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+int file_map_open(struct file_map *m, const char *path, struct err *e) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int code = errno == ENOENT ? VELA_ENOTFOUND : VELA_EIO;
+        return err_set(e, code, "%s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, VELA_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return err_set(e, VELA_EIO, "%s: mmap: %s", path, strerror(errno));
+    m->data = p;
+    m->len = (size_t)st.st_size;
+    return 0;
+}
+
+void file_map_close(struct file_map *m) {
+    if (!m) return;
+    if (m->data) munmap((void *)m->data, m->len);
+    m->data = NULL;
+    m->len = 0;
+}
+
+bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+bool file_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int file_mkdirs(const char *path, struct err *e) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return err_set(e, VELA_EINVAL, "bad directory path");
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return err_set(e, VELA_EIO, "%s: %s", buf, strerror(errno));
+        buf[i] = saved;
+    }
+    if (!file_is_dir(path)) return err_set(e, VELA_EIO, "%s: not a directory", path);
+    return 0;
+}
+
+int path_join(char *buf, size_t cap, const char *dir, const char *name, struct err *e) {
+    size_t nd = strlen(dir);
+    const char *sep = (nd > 0 && dir[nd - 1] == '/') ? "" : "/";
+    int n = snprintf(buf, cap, "%s%s%s", dir, sep, name);
+    if (n < 0 || (size_t)n >= cap)
+        return err_set(e, VELA_ELIMIT, "%s/%s: path too long", dir, name);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* file: whole-file reads with a size limit, atomic writes, read-only mappings, paths.
+ * Any thread; each object has one owner. */
+#ifndef VELA_UTIL_FILE_H
+#define VELA_UTIL_FILE_H
+
+#include "util/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Reads all of `path` into a new NUL-terminated buffer the caller frees with free().
+ * Files above max_bytes give VELA_ELIMIT before anything is allocated. */
+int file_read_all(const char *path, size_t max_bytes, char **out, size_t *out_len, struct err *e);
+
+/* Writes data to path through a temporary file and rename, so readers never see half. */
+int file_write_all(const char *path, const void *data, size_t len, struct err *e);
+
+/* Read-only private mapping of a whole file. */
+struct file_map {
+    const unsigned char *data; /* NULL for an empty file */
+    size_t len;
+};
+int file_map_open(struct file_map *m, const char *path, struct err *e);
+void file_map_close(struct file_map *m);
+
+bool file_exists(const char *path);
+bool file_is_dir(const char *path);
+/* mkdir -p; existing directories are fine. */
+int file_mkdirs(const char *path, struct err *e);
+/* Joins dir and name into buf (with one '/'); VELA_ELIMIT when it does not fit. */
+int path_join(char *buf, size_t cap, const char *dir, const char *name, struct err *e);
+
+#endif
