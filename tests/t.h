@@ -67,7 +67,7 @@ static inline const char *t_shared(const char *rel) {
     snprintf(buf, sizeof buf, "%s/%s", root, rel);
     FILE *f = fopen(buf, "rb");
     if (!f) {
-        T_SKIP("shared test data missing: %s (set VELA_SHARED_DIR)", buf);
+        T_SKIP("shared test data missing: %.400s (set VELA_SHARED_DIR)", buf);
         return NULL;
     }
     fclose(f);

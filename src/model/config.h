@@ -13,6 +13,7 @@
 #include "util/err.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum model_arch {
@@ -32,19 +33,20 @@ struct vision_config {
     int32_t patch_size;          /* 14 */
     int32_t spatial_merge_size;  /* 2 */
     int32_t temporal_patch_size; /* 2 */
-    int32_t tokens_per_second;   /* 2 in real files (class default 4) */
+    int32_t tokens_per_second;   /* 2 in real files (class default 4); 0 for Qwen2-VL, whose
+                                    temporal position is the frame-pair index */
     int32_t window_size;         /* 112 pixels; 0 for Qwen2-VL (no window attention) */
     int32_t out_hidden_size;     /* merger output width, == text hidden_size */
-    int32_t fullatt_block_indexes[CFG_MAX_FULLATT];
+    int32_t fullatt_block_indexes[CFG_MAX_FULLATT]; /* each in [0, depth); none for Qwen2-VL */
     int32_t n_fullatt;
     char hidden_act[16]; /* "silu" (2.5-VL) or "quick_gelu" (2-VL) */
 };
 
 struct model_config {
     enum model_arch arch;
-    char architecture[64]; /* as written in "architectures"[0] */
+    char architecture[64]; /* class name: "architectures"[0], or derived from model_type */
     char model_type[32];   /* "qwen2_5_vl", "qwen2_vl", "qwen2" */
-    char torch_dtype[16];  /* "bfloat16", "float16", "float32" */
+    char torch_dtype[16];  /* "bfloat16", "float16", "float32" ("torch_dtype" or v5 "dtype") */
 
     /* text model */
     int32_t vocab_size;          /* V: embedding rows */
@@ -104,7 +106,9 @@ struct preproc_config {
     double rescale_factor; /* 1/255 */
 };
 
-/* Parses a config.json already in memory; `what` names it in errors. */
+/* Parses a config.json already in memory (need not be NUL-terminated); `what` names it in
+ * errors ("DIR/config.json: field 'hidden_size' is missing"). *out is written only on success.
+ * The architecture comes from "architectures"[0], or from "model_type" when that is absent. */
 int cfg_parse(struct model_config *out, const char *json, size_t len, const char *what,
               struct err *e);
 /* Reads DIR/config.json. */
@@ -117,6 +121,11 @@ int cfg_validate(const struct model_config *c, struct err *e);
  * error (present = false, defaults kept), a malformed one is. */
 int gen_config_load(struct gen_config *out, const char *dir, struct err *e);
 int preproc_config_load(struct preproc_config *out, const char *dir, struct err *e);
+/* The same on a buffer already in memory (the fuzzer's entry points); `what` names it. */
+int gen_config_parse(struct gen_config *out, const char *json, size_t len, const char *what,
+                     struct err *e);
+int preproc_config_parse(struct preproc_config *out, const char *json, size_t len, const char *what,
+                         struct err *e);
 void gen_config_defaults(struct gen_config *g);
 void preproc_config_defaults(struct preproc_config *p);
 
@@ -124,6 +133,9 @@ void preproc_config_defaults(struct preproc_config *p);
  * free(). Used by the model generator. */
 int cfg_to_json(const struct model_config *c, char **out, struct err *e);
 
+/* The transformers class name of an architecture ("Qwen2_5_VLForConditionalGeneration"). */
 const char *cfg_arch_name(enum model_arch a);
+/* A short display name ("Qwen2.5-VL"). */
+const char *cfg_arch_label(enum model_arch a);
 
 #endif
