@@ -1,6 +1,7 @@
 # Thin front door over CMake. `make` builds the release binary, `make test` runs the whole
 # suite (release, then ASan+UBSan), `make run` runs the main job. Each installs the Debian
 # packages it needs first (scripts/install-deps.sh).
+MAKEFLAGS += --no-print-directory
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build/release
 
