@@ -52,8 +52,9 @@
 #define VELA_TPL_MAX_OUTPUT_BYTES (32u << 20)
 /* Memory one render may allocate for values (strings built by concatenation included). */
 #define VELA_TPL_MAX_HEAP_BYTES (256u << 20)
-/* Loop iterations per render, all loops together: messages x content parts stays far below. */
-#define VELA_TPL_MAX_LOOP_ITERS 2000000u
+/* Loop iterations per render, all loops together: messages x content parts of a long
+ * conversation stays far below; bounds render time under a hostile template. */
+#define VELA_TPL_MAX_LOOP_ITERS 1000000u
 /* Macro calls in progress (recursion). */
 #define VELA_TPL_MAX_CALL_DEPTH 32
 /* range() length: jinja2's sandbox refuses ranges above 100,000 items (MAX_RANGE). */
@@ -115,5 +116,10 @@
 #define VELA_IMG_MAX_PNG_CHUNK_BYTES (8u * 1024u * 1024u)
 /* Video frames per call (vision/preprocess.c): 768 is qwen-vl-utils' FPS_MAX_FRAMES. */
 #define VELA_IMG_MAX_FRAMES 768
+
+/* Vision tower (model/vit.c): patches per forward call. The default pixel budget gives 65,536
+ * patches per image; 2^24 leaves room for many images or long videos in one call while every
+ * row, unit and window index stays far inside int32. */
+#define VELA_VIT_MAX_PATCHES (1 << 24)
 
 #endif
