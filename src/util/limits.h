@@ -116,6 +116,10 @@
 #define VELA_IMG_MAX_PNG_CHUNK_BYTES (8u * 1024u * 1024u)
 /* Video frames per call (vision/preprocess.c): 768 is qwen-vl-utils' FPS_MAX_FRAMES. */
 #define VELA_IMG_MAX_FRAMES 768
+/* float32 values in one pixel_values (vision/preprocess.c): a video at qwen-vl-utils'
+ * VIDEO_TOTAL_PIXELS budget (90.3M pixels over all frames) needs 271M; 2^29 (2 GiB) leaves
+ * room and stops a frame count x size product from asking for more memory than exists. */
+#define VELA_IMG_MAX_PV_VALUES (1LL << 29)
 
 /* Vision tower (model/vit.c): patches per forward call. The default pixel budget gives 65,536
  * patches per image; 2^24 leaves room for many images or long videos in one call while every
