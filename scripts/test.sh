@@ -15,8 +15,9 @@ run_suite() { # name build-dir cmake-args...
     local name=$1 dir=$2
     shift 2
     echo "=== $name: configure and build ($dir)"
-    if ! cmake -S . -B "$dir" -DVELA_WERROR=ON "$@" >"$dir.configure.log" 2>&1; then
-        cat "$dir.configure.log"
+    mkdir -p "$dir"
+    if ! cmake -S . -B "$dir" -DVELA_WERROR=ON "$@" >"$dir/configure.log" 2>&1; then
+        cat "$dir/configure.log"
         echo "$name: configure failed"
         fail=$((fail + 1)); status=1; return
     fi

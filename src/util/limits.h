@@ -29,14 +29,14 @@
 #define VELA_CFG_MAX_EOS_IDS      16
 /* Vision tower geometry: real models use 14-pixel patches, 2-frame temporal patches, 2x2
  * merges and 3 channels; the bounds keep conv and merger shapes far inside int64. */
-#define VELA_CFG_MAX_PATCH        256
-#define VELA_CFG_MAX_MERGE        64
-#define VELA_CFG_MAX_IN_CHANS     64
+#define VELA_CFG_MAX_PATCH    256
+#define VELA_CFG_MAX_MERGE    64
+#define VELA_CFG_MAX_IN_CHANS 64
 /* Vision attention window in pixels (112 in Qwen2.5-VL); past 2^20 no image has two. */
-#define VELA_CFG_MAX_WINDOW       (1 << 20)
+#define VELA_CFG_MAX_WINDOW (1 << 20)
 /* preprocessor_config.json pixel budget: the default is 12,845,056 (16,384 tokens); 2^30
  * pixels is a 32768x32768 image, far past anything a context can hold. */
-#define VELA_CFG_MAX_PIXELS       (1LL << 30)
+#define VELA_CFG_MAX_PIXELS (1LL << 30)
 
 /* tokenizer.json: the Qwen file is 11 MB. */
 #define VELA_TOKENIZER_MAX_BYTES (256u * 1024u * 1024u)
@@ -70,7 +70,7 @@
 
 /* Tokenizer: added tokens per file (Qwen has 22, the largest known files a few thousand) and
  * the length of one (real ones are under 100 bytes); both bound the matcher's size. */
-#define VELA_TOK_MAX_ADDED_TOKENS 65536
+#define VELA_TOK_MAX_ADDED_TOKENS      65536
 #define VELA_TOK_MAX_ADDED_TOKEN_BYTES 4096
 /* Text per encode call: 64 MiB is far above any context length in bytes (131072 tokens of
  * at most ~16 bytes each) and keeps offsets comfortably in 32 bits. */
