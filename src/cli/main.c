@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids with a model's tokenizer"},
     {"detokenize", cmd_detokenize, "token ids to text with a model's tokenizer"},
     {"chat-template", cmd_chat_template, "render a model's chat template for JSON messages"},
+    {"generate", cmd_generate, "generate text from a prompt with the language model (CPU)"},
+    {"bench", cmd_bench, "benchmarks: throughput (requests through the engine, offline)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,298 @@
+/* bench_lm: the language-model forward on the CPU (model/lm.c): prefill tokens/s for one
+ * prompt (pp), decode tokens/s at several batch sizes (tg), llama-bench-style tg (one
+ * sequence generating N tokens from an empty context), and the time of one decode step
+ * split by op, each next to its roofline from bench/roofline's probes measured in the same
+ * run:
+ *   - memory roof: bytes the step must read (every matmul weight once, lm_head included, plus
+ *     the K/V the attention reads) / streaming read GB/s;
+ *   - compute roof: 2 flops per weight per token / the vdpbf16ps peak.
+ * The roofline time is the larger of the two (M or C in the op table says which);
+ * "% roof" = roofline time / measured time.
+ *
+ * Decode batches do not run a prefill first: the cache blocks of each sequence are assigned
+ * and n_computed set to --ctx, so attention reads ctx keys of (zeroed) cache, which costs
+ * exactly what real keys cost, without minutes of prefill on the large shapes.
+ * Usage: bench_lm --model DIR [--threads N] [--isa auto|avx512|avx2|portable] [--pp N]
+ *                 [--batches 1,8,32] [--ctx N] [--steps N] [--tg N] [--rounds N]
+ *                 [--kv-cache-dtype bf16|f32] */
+#include "backend/backend.h"
+#include "backend/cpu/backend_cpu.h"
+#include "model/batch.h"
+#include "model/lm.h"
+#include "model/weights.h"
+#include "roofline/probe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BATCHES 8
+
+struct opts {
+    const char *model;
+    int threads, pp, ctx, steps, tg, rounds, n_batches;
+    int batches[MAX_BATCHES];
+    enum cpu_isa isa;
+    enum be_dtype kv;
+};
+
+struct roof {
+    double gbps, gflops;   /* probes */
+    double w_bytes;        /* matmul weight bytes read per step (lm_head included) */
+    double flops_per_tok;  /* 2 x matmul weights */
+    double head_flops;     /* the lm_head's share of flops_per_tok */
+    double kv_bytes_per_k; /* bytes of K+V per cached token, all layers */
+    struct model_config c;
+};
+
+static int parse(struct opts *o, int argc, char **argv) {
+    *o = (struct opts){.threads = 2,
+                       .pp = 512,
+                       .ctx = 128,
+                       .steps = 8,
+                       .tg = 0,
+                       .rounds = 3,
+                       .n_batches = 3,
+                       .batches = {1, 8, 32},
+                       .isa = CPU_ISA_AUTO,
+                       .kv = BE_BF16};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return -1;
+        i++;
+        if (strcmp(a, "--model") == 0)
+            o->model = v;
+        else if (strcmp(a, "--threads") == 0)
+            o->threads = atoi(v);
+        else if (strcmp(a, "--pp") == 0)
+            o->pp = atoi(v);
+        else if (strcmp(a, "--ctx") == 0)
+            o->ctx = atoi(v);
+        else if (strcmp(a, "--steps") == 0)
+            o->steps = atoi(v);
+        else if (strcmp(a, "--tg") == 0)
+            o->tg = atoi(v);
+        else if (strcmp(a, "--rounds") == 0)
+            o->rounds = atoi(v);
+        else if (strcmp(a, "--kv-cache-dtype") == 0)
+            o->kv = strcmp(v, "f32") == 0 ? BE_F32 : BE_BF16;
+        else if (strcmp(a, "--isa") == 0) {
+            int isa = cpu_isa_parse(v);
+            if (isa < 0) return -1;
+            o->isa = (enum cpu_isa)isa;
+        } else if (strcmp(a, "--batches") == 0) {
+            o->n_batches = 0;
+            for (char *p = (char *)v; *p && o->n_batches < MAX_BATCHES;) {
+                o->batches[o->n_batches++] = (int)strtol(p, &p, 10);
+                if (*p == ',') p++;
+            }
+        } else
+            return -1;
+    }
+    return o->model && o->threads > 0 && o->pp > 0 && o->steps > 0 && o->rounds > 0 ? 0 : -1;
+}
+
+/* The probes, 5 times each; the best run is the roof (the machine is shared, and a roofline
+ * is what the hardware can do, not what a busy moment allowed). Raises r's values only, so
+ * calling it before and after the measurements keeps the best of both. */
+static void probe(struct roof *r, int threads) {
+    struct err e = {0};
+    struct tp *pool = NULL;
+    if (tp_new(&pool, threads, &e) != 0) return;
+    size_t n = (size_t)1 << 30;
+    void *buf = aligned_alloc(64, n);
+    if (buf) memset(buf, 1, n);
+    for (int i = 0; i < 5; i++) {
+        double g = buf ? probe_read_gbps(pool, buf, n) : 0, f = probe_bf16_gflops(pool, 20000000);
+        r->gbps = g > r->gbps ? g : r->gbps;
+        r->gflops = f > r->gflops ? f : r->gflops;
+    }
+    free(buf);
+    tp_free(pool);
+}
+
+/* Roofline seconds for n tokens of which n_head go through lm_head, with k_reads cached
+ * tokens read by attention. */
+static double roof_s(const struct roof *r, double n_tok, double n_head, double k_reads) {
+    double mem = (r->w_bytes + k_reads * r->kv_bytes_per_k) / (r->gbps * 1e9);
+    double fl = n_tok * (r->flops_per_tok - r->head_flops) + n_head * r->head_flops;
+    double cmp = r->gflops > 0 ? fl / (r->gflops * 1e9) : 0;
+    return mem > cmp ? mem : cmp;
+}
+
+/* One step of B sequences; sequence s owns blocks s*nb .. s*nb+nb-1 and has ctx tokens. */
+static int step(struct lm *m, struct lm_batch_buf *bb, int B, int nb, int ctx, int pp,
+                float *logits, struct err *e) {
+    int32_t ids[1024], table[4096];
+    lmb_reset(bb);
+    int n = pp ? pp : 1, rc = 0;
+    int32_t V = lm_vocab(m);
+    for (int i = 0; i < n && i < 1024; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
+    for (int s = 0; rc == 0 && s < B; s++) {
+        for (int j = 0; j < nb; j++) table[j] = s * nb + j;
+        rc = lmb_add(bb, ids, n, pp ? 0 : ctx, NULL, 0, 0, table, nb, true, e);
+    }
+    return rc == 0 ? lm_forward(m, &bb->b, logits, e) : rc;
+}
+
+static double median_time(struct lm *m, struct lm_batch_buf *bb, int B, int nb, int ctx, int pp,
+                          int reps, float *logits) {
+    double t[64];
+    struct err e = {0};
+    if (reps > 64) reps = 64;
+    for (int i = 0; i < reps; i++) {
+        double t0 = probe_now_s();
+        if (step(m, bb, B, nb, ctx, pp, logits, &e) != 0) {
+            fprintf(stderr, "error: %s\n", e.msg);
+            return -1;
+        }
+        t[i] = probe_now_s() - t0;
+    }
+    return probe_median(t, reps);
+}
+
+/* Op table of `steps` profiled forwards of B rows (n_head of them through lm_head), each row
+ * attending to ctx cached tokens on average. */
+static void print_ops(const struct lm_profile *p, int steps, const struct roof *r, int B,
+                      int n_head, int ctx) {
+    const struct model_config *c = &r->c;
+    double L = c->num_hidden_layers, D = c->hidden_size, F = c->intermediate_size;
+    double hd = c->head_dim, q = c->num_attention_heads * hd, kv = c->num_key_value_heads * hd;
+    double wb[LM_N_OPS] = {0}, fl[LM_N_OPS] = {0}; /* bytes and flops per step and op */
+    wb[LM_OP_QKV] = 2 * L * D * (q + 2 * kv);
+    wb[LM_OP_O_PROJ] = 2 * L * q * D;
+    wb[LM_OP_GATE_UP] = 2 * L * 2 * F * D;
+    wb[LM_OP_DOWN] = 2 * L * F * D;
+    wb[LM_OP_LM_HEAD] = 2 * (double)c->vocab_size * D;
+    for (int i = 0; i < LM_N_OPS; i++) fl[i] = B * wb[i]; /* 2 flops per BF16 weight (2 B) */
+    fl[LM_OP_LM_HEAD] = n_head * wb[LM_OP_LM_HEAD];
+    wb[LM_OP_ATTN] = (double)B * ctx * r->kv_bytes_per_k;
+    fl[LM_OP_ATTN] = 4.0 * B * ctx * q * L; /* q·k and p·v */
+    double total = 0;
+    for (int i = 0; i < LM_N_OPS; i++) total += p->seconds[i];
+    printf("  %-14s %10s %7s %12s %8s\n", "op", "ms/step", "share", "roof ms", "% roof");
+    for (int i = 0; i < LM_N_OPS; i++) {
+        double ms = 1e3 * p->seconds[i] / steps, mem = 1e3 * wb[i] / (r->gbps * 1e9);
+        double cmp = r->gflops > 0 ? 1e3 * fl[i] / (r->gflops * 1e9) : 0;
+        double roof = mem > cmp ? mem : cmp;
+        if (wb[i] > 0)
+            printf("  %-14s %10.3f %6.1f%% %10.3f %s %7.1f%%\n", lm_op_name((enum lm_op)i), ms,
+                   100 * p->seconds[i] / total, roof, mem >= cmp ? "M" : "C",
+                   ms > 0 ? 100 * roof / ms : 0);
+        else
+            printf("  %-14s %10.3f %6.1f%% %12s %8s\n", lm_op_name((enum lm_op)i), ms,
+                   100 * p->seconds[i] / total, "-", "-");
+    }
+}
+
+struct results {
+    double pp_t, tg_t, t[MAX_BATCHES];
+    struct lm_profile pp_prof, prof[MAX_BATCHES];
+};
+
+static void report(const struct opts *o, const struct roof *r, const struct results *res) {
+    double rt = roof_s(r, o->pp, 1, (double)o->pp * o->pp / 2);
+    printf("prefill pp%d: %.3f s, %.1f tokens/s (roofline %.1f tokens/s, %.0f%%)\n", o->pp,
+           res->pp_t, o->pp / res->pp_t, o->pp / rt, 100 * rt / res->pp_t);
+    print_ops(&res->pp_prof, o->rounds, r, o->pp, 1, o->pp / 2);
+    for (int i = 0; i < o->n_batches; i++) {
+        int B = o->batches[i];
+        double t = res->t[i];
+        rt = roof_s(r, B, B, (double)B * o->ctx);
+        printf("\ndecode batch %d (context %d): %.1f ms/step, %.2f tokens/s (roofline %.2f "
+               "tokens/s, %.0f%%)\n",
+               B, o->ctx, 1e3 * t, B / t, B / rt, 100 * rt / t);
+        print_ops(&res->prof[i], o->steps, r, B, B, o->ctx);
+    }
+    if (o->tg > 0)
+        printf("\ntg%d (one sequence from an empty context): %.3f s, %.2f tokens/s\n", o->tg,
+               res->tg_t, o->tg / res->tg_t);
+}
+
+static int run(const struct opts *o, struct lm_files *f, struct roof *r) {
+    struct err e = {0};
+    struct be *b = NULL;
+    struct be_cpu_opts bo = be_cpu_opts_default(o->threads);
+    bo.isa = o->isa;
+    int maxB = 1, rc;
+    for (int i = 0; i < o->n_batches; i++) maxB = o->batches[i] > maxB ? o->batches[i] : maxB;
+    int dec_len = o->ctx + 1 > o->tg ? o->ctx + 1 : o->tg;
+    int nb = ((o->pp > dec_len ? o->pp : dec_len) + 15) / 16;
+    struct lm_options lo = {.max_tokens = o->pp > maxB ? o->pp : maxB,
+                            .max_seqs = maxB,
+                            .n_blocks = nb * maxB,
+                            .kv_dtype = o->kv,
+                            .logit_rows = maxB};
+    struct lm *m = NULL;
+    struct lm_batch_buf bb = {0};
+    float *logits = malloc((size_t)maxB * f->cfg.vocab_size * sizeof(float));
+    rc = be_cpu_new_opts(&b, &bo, &e);
+    if (rc == 0) rc = lm_new(&m, b, &f->cfg, f->w, &lo, &e);
+    if (rc == 0) rc = lmb_init(&bb, lo.max_tokens, maxB, nb, 16, &e);
+    if (rc != 0 || !logits) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        goto done;
+    }
+    struct results res = {.pp_t = 0};
+    struct lm_profile pp_prof = {0};
+    lm_set_profile(m, &pp_prof);
+    res.pp_t = median_time(m, &bb, 1, nb, 0, o->pp, o->rounds, logits);
+    lm_set_profile(m, NULL);
+    res.pp_prof = pp_prof;
+    for (int i = 0; i < o->n_batches; i++) {
+        step(m, &bb, o->batches[i], nb, o->ctx, 0, logits, &e); /* warm-up */
+        lm_set_profile(m, &res.prof[i]);
+        res.t[i] = median_time(m, &bb, o->batches[i], nb, o->ctx, 0, o->steps, logits);
+        lm_set_profile(m, NULL);
+    }
+    if (o->tg > 0) { /* llama-bench tg: one sequence, tokens 0..tg-1 */
+        double t0 = probe_now_s();
+        for (int i = 0; i < o->tg && rc == 0; i++) rc = step(m, &bb, 1, nb, i, 0, logits, &e);
+        res.tg_t = probe_now_s() - t0;
+    }
+    probe(r, o->threads); /* again after the runs: the roof is the best of both */
+    printf("roofline probes (best of 10, before and after): read %.1f GB/s, BF16 peak %.1f "
+           "GFLOP/s\nisa %s, %d threads, KV cache %s\n\n",
+           r->gbps, r->gflops, cpu_isa_name(be_cpu_isa(b)), o->threads, be_dtype_name(o->kv));
+    report(o, r, &res);
+done:
+    free(logits);
+    lmb_deinit(&bb);
+    lm_free(m);
+    be_free(b);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    struct opts o;
+    if (parse(&o, argc, argv) != 0) {
+        fprintf(stderr, "usage: bench_lm --model DIR [--threads N] [--isa ISA] [--pp N] "
+                        "[--batches 1,8,32] [--ctx N] [--steps N] [--tg N] [--rounds N] "
+                        "[--kv-cache-dtype bf16|f32]\n");
+        return 2;
+    }
+    struct err e = {0};
+    struct lm_files f;
+    if (lm_files_open(&f, o.model, &e) != 0) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        return 1;
+    }
+    struct roof r = {.c = f.cfg};
+    const struct model_config *c = &f.cfg;
+    double D = c->hidden_size, V = c->vocab_size;
+    double mm = (double)weights_params_lm(f.w) - (c->tie_word_embeddings ? 0 : V * D);
+    mm -= (2.0 * c->num_hidden_layers + 1) * D; /* norms are not matmul weights */
+    r.w_bytes = 2 * mm;
+    r.flops_per_tok = 2 * mm;
+    r.head_flops = 2 * V * D;
+    r.kv_bytes_per_k = 2.0 * c->num_hidden_layers * c->num_key_value_heads * c->head_dim *
+                       (o.kv == BE_F32 ? 4 : 2);
+    probe(&r, o.threads);
+    printf("model %s: %d layers, hidden %d, %d/%d heads, vocab %d; %.2f GB of matmul weights "
+           "per step\n",
+           o.model, c->num_hidden_layers, c->hidden_size, c->num_attention_heads,
+           c->num_key_value_heads, c->vocab_size, r.w_bytes / 1e9);
+    int rc = run(&o, &f, &r);
+    lm_files_close(&f);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,127 @@
+/* probe: the roofline measurements. The read loop keeps 4 independent 512-bit (or 256-bit)
+ * accumulators so it is limited by loads, not by add latency; its sum is returned through
+ * a volatile sink so the compiler cannot drop the loads. The peak loop runs 16 independent
+ * vdpbf16ps chains (enough to cover the instruction latency) on register operands. */
+#include "roofline/probe.h"
+#include "backend/cpu/cpu_features.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <time.h>
+
+static volatile uint64_t g_sink; /* defeats dead-code elimination of the probes */
+
+double probe_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+__attribute__((target("avx512f"))) static uint64_t read_avx512(const char *p, size_t n) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 256 <= n; i += 256) {
+        a0 = _mm512_add_epi64(a0, _mm512_load_si512((const void *)(p + i)));
+        a1 = _mm512_add_epi64(a1, _mm512_load_si512((const void *)(p + i + 64)));
+        a2 = _mm512_add_epi64(a2, _mm512_load_si512((const void *)(p + i + 128)));
+        a3 = _mm512_add_epi64(a3, _mm512_load_si512((const void *)(p + i + 192)));
+    }
+    a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
+    return (uint64_t)_mm512_reduce_add_epi64(a0);
+}
+
+static uint64_t read_plain(const char *p, size_t n) {
+    const uint64_t *q = (const uint64_t *)(const void *)p;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= n / 8; i += 4)
+        s0 += q[i], s1 += q[i + 1], s2 += q[i + 2], s3 += q[i + 3];
+    return s0 + s1 + s2 + s3;
+}
+
+struct read_job {
+    const char *buf;
+    size_t n;
+    uint64_t sums[64];
+};
+
+static void read_fn(void *arg, int i, int nt) {
+    struct read_job *j = arg;
+    size_t per = (j->n / (size_t)nt) & ~(size_t)255;
+    const char *p = j->buf + per * (size_t)i;
+    j->sums[i & 63] = cpu_features_get()->avx512f ? read_avx512(p, per) : read_plain(p, per);
+}
+
+double probe_read_gbps(struct tp *pool, const void *buf, size_t n_bytes) {
+    struct read_job j = {.buf = buf, .n = n_bytes};
+    double t0 = probe_now_s();
+    tp_run(pool, read_fn, &j);
+    double t = probe_now_s() - t0;
+    uint64_t s = 0;
+    for (int i = 0; i < 64; i++) s += j.sums[i];
+    g_sink = s;
+    size_t per = (n_bytes / (size_t)tp_size(pool)) & ~(size_t)255;
+    return (double)(per * (size_t)tp_size(pool)) / t * 1e-9;
+}
+
+struct peak_job {
+    int64_t iters;
+    float out[64];
+};
+
+#define DP(a) a = _mm512_dpbf16_ps(a, x, y)
+__attribute__((target("avx512f,avx512bf16,avx512bw"))) static void peak_fn(void *arg, int i,
+                                                                           int nt) {
+    (void)nt;
+    struct peak_job *j = arg;
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3000);
+    __m512 c0 = _mm512_set1_ps(0), c1 = _mm512_set1_ps(1), c2 = _mm512_set1_ps(2);
+    __m512 c3 = _mm512_set1_ps(3), c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5);
+    __m512 c6 = _mm512_set1_ps(6), c7 = _mm512_set1_ps(7), c8 = _mm512_set1_ps(8);
+    __m512 c9 = _mm512_set1_ps(9), c10 = _mm512_set1_ps(10), c11 = _mm512_set1_ps(11);
+    __m512 c12 = _mm512_set1_ps(12), c13 = _mm512_set1_ps(13), c14 = _mm512_set1_ps(14);
+    __m512 c15 = _mm512_set1_ps(15);
+    for (int64_t k = 0; k < j->iters; k++) {
+        DP(c0), DP(c1), DP(c2), DP(c3), DP(c4), DP(c5), DP(c6), DP(c7);
+        DP(c8), DP(c9), DP(c10), DP(c11), DP(c12), DP(c13), DP(c14), DP(c15);
+        /* Opaque to the optimizer: the 16 chains must stay 16 (identical chains would be
+         * merged into one, and the probe would time latency instead of throughput). */
+        __asm__ volatile(""
+                         : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
+                           "+v"(c7), "+v"(x));
+        __asm__ volatile(""
+                         : "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11), "+v"(c12), "+v"(c13),
+                           "+v"(c14), "+v"(c15), "+v"(y));
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+    s = _mm512_add_ps(
+        s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)),
+                         _mm512_add_ps(_mm512_add_ps(c12, c13), _mm512_add_ps(c14, c15))));
+    j->out[i & 63] = _mm512_reduce_add_ps(s);
+}
+
+double probe_bf16_gflops(struct tp *pool, int64_t iters) {
+    if (!cpu_isa_supported(CPU_ISA_AVX512)) return 0;
+    struct peak_job j = {.iters = iters};
+    double t0 = probe_now_s();
+    tp_run(pool, peak_fn, &j);
+    double t = probe_now_s() - t0;
+    g_sink = (uint64_t)j.out[0];
+    /* 16 instructions per iteration, each 16 lanes x 2 products x 2 flops. */
+    return (double)iters * 16 * 64 * tp_size(pool) / t * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double probe_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double probe_min(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}

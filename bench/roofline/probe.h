@@ -1,0 +1,28 @@
+/* probe: roofline measurements of this machine, shared by the roofline program and the
+ * matmul benchmark: streaming read bandwidth (a buffer far larger than the last-level cache)
+ * and the vdpbf16ps peak (register-only, no memory traffic). Owner thread; the probes fan
+ * out over the given thread pool. */
+#ifndef VELA_BENCH_ROOFLINE_PROBE_H
+#define VELA_BENCH_ROOFLINE_PROBE_H
+
+#include "backend/cpu/threadpool.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+double probe_now_s(void);
+
+/* Read bandwidth in GB/s (1e9 bytes/s) of one pass over buf (n_bytes, 64-byte aligned,
+ * split evenly over the pool's threads). */
+double probe_read_gbps(struct tp *pool, const void *buf, size_t n_bytes);
+
+/* BF16 dot-product peak in GFLOP/s over the pool's threads (2 flops per multiply-add);
+ * 0 when the CPU has no AVX-512 BF16. */
+double probe_bf16_gflops(struct tp *pool, int64_t iters);
+
+/* Median of n values (sorts v in place). */
+double probe_median(double *v, int n);
+/* Smallest of n values. */
+double probe_min(const double *v, int n);
+
+#endif

@@ -1,0 +1,22 @@
+/* attn_ops: the CPU backend's entries for the language-model attention ops (rope.c,
+ * kv_cache.c, attention.c), referenced from the op table in backend_cpu.c. Arguments are
+ * already validated by backend/attn.c. Owner thread only; each op fans out to the pool. */
+#ifndef VELA_BACKEND_CPU_ATTN_OPS_H
+#define VELA_BACKEND_CPU_ATTN_OPS_H
+
+#include "backend/backend.h"
+
+int cpu_rope(struct be *b, struct tensor *q, struct tensor *k, const struct rope_args *a,
+             struct err *e);
+int cpu_kv_store(struct be *b, struct tensor *k_cache, struct tensor *v_cache,
+                 const struct tensor *k, const struct tensor *v, const struct attn_meta *m,
+                 struct err *e);
+int cpu_attention(struct be *b, struct tensor *o, const struct tensor *q,
+                  const struct tensor *k_cache, const struct tensor *v_cache,
+                  const struct attn_meta *m, struct err *e);
+
+/* inv_freq[j] = 1 / theta^(2j / head_dim) for j < head_dim / 2, in FP32 as the reference
+ * computes it (the exponent is an FP32 quotient). */
+void cpu_rope_inv_freq(float theta, int32_t head_dim, float *inv_freq);
+
+#endif

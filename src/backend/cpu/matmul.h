@@ -1,0 +1,56 @@
+/* matmul: y[m, n] = x[m, k] · w[n, k]ᵀ + bias on the CPU, with one kernel per ISA path.
+ *
+ * Numerics (the choice is the backend's isa option, see backend_cpu.h):
+ *   - portable and avx2 keep activations in FP32: every product is x_f32 · w_bf16 exactly,
+ *     summed in FP32. This is the path the FP32 reference tests use.
+ *   - avx512 (vdpbf16ps) rounds each activation to BF16 (round to nearest even, subnormal
+ *     activations flushed to zero by the conversion instruction) and sums the exact BF16
+ *     products in FP32: the same as running the Linear layer in BF16, as the reference model
+ *     does in serving precision. Fast, but not an FP32 reference.
+ * All paths add the bias in FP32 and round once when y is BF16.
+ *
+ * The driver (matmul.c) converts the activations once per call into the backend's scratch
+ * buffer and splits the output columns (rows of w) into one contiguous slice per thread, so
+ * each thread streams its own part of the weights, once per call for m up to the chunk size.
+ * Kernels are called on pool threads with disjoint column ranges. */
+#ifndef VELA_BACKEND_CPU_MATMUL_H
+#define VELA_BACKEND_CPU_MATMUL_H
+
+#include "backend/backend.h"
+#include "util/bf16.h"
+
+#include <stdint.h>
+
+struct mm_job {
+    const void *x;     /* (m, x_stride): F32 for portable/avx2, BF16 zero-padded for avx512 */
+    int64_t x_stride;  /* elements; for avx512 a multiple of 32 >= k */
+    const uint16_t *w; /* (n, w_stride) BF16, borrowed weights */
+    int64_t w_stride;
+    const void *bias; /* (n) or NULL */
+    enum be_dtype bias_dtype;
+    void *y; /* (m, y_stride) */
+    int64_t y_stride;
+    enum be_dtype y_dtype;
+    int64_t m, n, k;
+};
+
+/* Each computes columns [n0, n1) of every row of y. */
+void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1);
+void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1);
+void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1);
+/* F32 rows -> BF16 rows (round to nearest even) zero-padded to dst_stride; avx512 only. */
+void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                        int64_t rows, int64_t k);
+
+/* The epilogue every kernel shares: adds the bias of column c and stores y[r, c]. */
+static inline void mm_store(const struct mm_job *j, int64_t r, int64_t c, float acc) {
+    if (j->bias)
+        acc += j->bias_dtype == BE_F32 ? ((const float *)j->bias)[c]
+                                       : bf16_to_f32(((const uint16_t *)j->bias)[c]);
+    if (j->y_dtype == BE_F32)
+        ((float *)j->y)[r * j->y_stride + c] = acc;
+    else
+        ((uint16_t *)j->y)[r * j->y_stride + c] = f32_to_bf16(acc);
+}
+
+#endif

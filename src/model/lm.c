@@ -1,0 +1,422 @@
+/* lm: the language-model forward, written as one straight pass over backend ops (the
+ * run.c layout: structs, setup, forward).
+ *
+ * Shapes (T = rows of this step, D = hidden, F = intermediate, Nq/Nkv heads of hd, V = vocab,
+ * S = logit rows per lm_head call):
+ *   h [T, D] residual stream; x [T, D] normed input / projection outputs;
+ *   q, att [T, Nq*hd]; k, v [T, Nkv*hd]; gate, up [T, F]; xs [S, D]; lg [S, V] (all F32).
+ *
+ * Invariants:
+ *   1. every tensor of the scratch area is carved once at lm_new; a forward takes row views
+ *      of the first T rows, so it allocates nothing;
+ *   2. weights are borrowed (be_buffer_from_host over struct weights' BF16 data): the
+ *      weights must outlive the lm;
+ *   3. the KV cache has one K and one V tensor per layer, each n_blocks * block_size rows of
+ *      Nkv*hd; a slot holds post-RoPE keys (spec §5.1);
+ *   4. the per-step struct attn_meta is built on the stack from the batch and passed to the
+ *      ops: no step state lives in struct lm.
+ * Threads: the backend's owner thread. */
+#include "model/lm.h"
+
+#include "model/safetensors.h"
+#include "model/weights.h"
+#include "util/limits.h"
+#include "util/size.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct lm_layer {
+    struct tensor ln1, wq, bq, wk, bk, wv, bv, wo; /* attention */
+    struct tensor ln2, wg, wu, wd;                 /* MLP */
+    struct tensor kc, vc;                          /* (n_blocks*block_size, Nkv*hd) cache */
+};
+
+struct lm {
+    struct be *b; /* borrowed */
+    struct model_config c;
+    struct lm_options o;
+    const struct weights *w; /* borrowed */
+    struct be_buffer **bufs; /* owned: weights views, the scratch area, the caches */
+    int32_t n_bufs, cap_bufs;
+    struct lm_layer *layers; /* (L) */
+    struct tensor embed, norm, head;
+    struct tensor ids, h, x, q, k, v, att, gate, up, xs, lg; /* scratch (max rows) */
+    int32_t section[3];
+    float eps, theta, scale;
+    struct lm_profile *prof; /* borrowed; NULL = no timing */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* rc = expr when rc is still 0, timed under `op` when profiling. */
+#define LM_RUN(op, expr)                                                                           \
+    do {                                                                                           \
+        if (rc == 0) {                                                                             \
+            double t_ = m->prof ? now_s() : 0.0;                                                   \
+            rc = (expr);                                                                           \
+            if (m->prof) m->prof->seconds[op] += now_s() - t_, m->prof->calls[op]++;               \
+        }                                                                                          \
+    } while (0)
+
+void lm_set_profile(struct lm *m, struct lm_profile *p) {
+    m->prof = p;
+}
+
+const char *lm_op_name(enum lm_op op) {
+    static const char *const names[LM_N_OPS] = {
+        "embed",  "rms_norm", "qkv_proj",     "rope",     "kv_store",  "attention",
+        "o_proj", "add",      "gate_up_proj", "silu_mul", "down_proj", "lm_head"};
+    return (int)op >= 0 && op < LM_N_OPS ? names[op] : "?";
+}
+
+static int add_buf(struct lm *m, struct be_buffer *buf, struct err *e) {
+    if (m->n_bufs == m->cap_bufs) {
+        int32_t cap = m->cap_bufs ? 2 * m->cap_bufs : 64;
+        struct be_buffer **nb = realloc(m->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            be_buffer_free(buf);
+            return err_set(e, VELA_ENOMEM, "lm: out of memory");
+        }
+        m->bufs = nb, m->cap_bufs = cap;
+    }
+    m->bufs[m->n_bufs++] = buf;
+    return 0;
+}
+
+/* The weight `name` as a BF16 tensor of its checkpoint shape, borrowed from m->w. */
+static int weight(struct lm *m, const char *name, struct tensor *t, struct err *e) {
+    const struct weight *w = weights_find(m->w, name);
+    if (!w) return err_set(e, VELA_ENOTFOUND, "lm: checkpoint has no tensor %s", name);
+    if (!w->bf16) return err_set(e, VELA_EINVAL, "lm: tensor %s was loaded check-only", name);
+    struct be_buffer *buf = NULL;
+    int rc = be_buffer_from_host(m->b, w->bf16, (size_t)w->n_elems * 2, BE_BUF_WEIGHTS, &buf, e);
+    if (rc == 0) rc = add_buf(m, buf, e);
+    if (rc == 0) rc = be_tensor_init(t, buf, 0, BE_BF16, w->n_dims, w->shape, e);
+    return rc != 0 ? err_wrap(e, "lm: weight %s", name) : 0;
+}
+
+static int layer_weights(struct lm *m, int32_t il, struct err *e) {
+    struct lm_layer *L = &m->layers[il];
+    static const struct {
+        const char *name;
+        size_t off;
+    } tab[] = {
+        {"input_layernorm.weight", offsetof(struct lm_layer, ln1)},
+        {"self_attn.q_proj.weight", offsetof(struct lm_layer, wq)},
+        {"self_attn.q_proj.bias", offsetof(struct lm_layer, bq)},
+        {"self_attn.k_proj.weight", offsetof(struct lm_layer, wk)},
+        {"self_attn.k_proj.bias", offsetof(struct lm_layer, bk)},
+        {"self_attn.v_proj.weight", offsetof(struct lm_layer, wv)},
+        {"self_attn.v_proj.bias", offsetof(struct lm_layer, bv)},
+        {"self_attn.o_proj.weight", offsetof(struct lm_layer, wo)},
+        {"post_attention_layernorm.weight", offsetof(struct lm_layer, ln2)},
+        {"mlp.gate_proj.weight", offsetof(struct lm_layer, wg)},
+        {"mlp.up_proj.weight", offsetof(struct lm_layer, wu)},
+        {"mlp.down_proj.weight", offsetof(struct lm_layer, wd)},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "model.layers.%d.%s", (int)il, tab[i].name);
+        int rc = weight(m, name, (struct tensor *)((char *)L + tab[i].off), e);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* One scratch tensor: where it goes, its dtype and size. */
+struct carve {
+    struct tensor *t;
+    enum be_dtype dt;
+    int64_t rows, cols;
+};
+
+/* Lays the tensors out back to back (64-byte aligned) in one compute buffer. */
+static int carve_scratch(struct lm *m, struct carve *cv, int n, struct err *e) {
+    size_t total = 0, off[16];
+    if (n > 16) return err_set(e, VELA_EINVAL, "lm: too many scratch tensors");
+    for (int i = 0; i < n; i++) {
+        size_t bytes;
+        off[i] = total; /* a multiple of 64 */
+        if (!size_mul_ok((size_t)cv[i].rows, (size_t)cv[i].cols, &bytes) ||
+            !size_mul_ok(bytes, be_dtype_size(cv[i].dt), &bytes) ||
+            !size_add_ok(total, bytes, &total) || !size_add_ok(total, 63, &total))
+            return err_set(e, VELA_ELIMIT, "lm: scratch size overflows");
+        total &= ~(size_t)63;
+    }
+    struct be_buffer *buf = NULL;
+    int rc = be_buffer_new(m->b, BE_BUF_COMPUTE, total, &buf, e);
+    if (rc == 0) rc = add_buf(m, buf, e);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        int64_t shape[2] = {cv[i].rows, cv[i].cols};
+        rc = be_tensor_init(cv[i].t, buf, off[i], cv[i].dt, 2, shape, e);
+    }
+    return rc != 0 ? err_wrap(e, "lm: scratch of %zu bytes", total) : 0;
+}
+
+static int alloc_cache(struct lm *m, struct err *e) {
+    const struct model_config *c = &m->c;
+    int64_t rows = (int64_t)m->o.n_blocks * m->o.block_size;
+    int64_t cols = (int64_t)c->num_key_value_heads * c->head_dim;
+    size_t bytes;
+    if (!size_mul_ok((size_t)rows, (size_t)cols, &bytes) ||
+        !size_mul_ok(bytes, be_dtype_size(m->o.kv_dtype), &bytes))
+        return err_set(e, VELA_ELIMIT, "lm: KV cache size overflows");
+    for (int32_t il = 0; il < c->num_hidden_layers; il++) {
+        struct tensor *ts[2] = {&m->layers[il].kc, &m->layers[il].vc};
+        for (int j = 0; j < 2; j++) {
+            struct be_buffer *buf = NULL;
+            int64_t shape[2] = {rows, cols};
+            int rc = be_buffer_new(m->b, BE_BUF_COMPUTE, bytes, &buf, e);
+            if (rc == 0) rc = add_buf(m, buf, e);
+            if (rc == 0) rc = be_tensor_init(ts[j], buf, 0, m->o.kv_dtype, 2, shape, e);
+            if (rc != 0) return err_wrap(e, "lm: KV cache (%zu bytes per layer and tensor)", bytes);
+        }
+    }
+    return 0;
+}
+
+static int check_opts(const struct lm_options *o, struct err *e) {
+    if (o->max_tokens < 1 || o->max_seqs < 1 || o->n_blocks < 1 || o->logit_rows < 0)
+        return err_set(e, VELA_EINVAL, "lm: options max_tokens %d, max_seqs %d, n_blocks %d",
+                       (int)o->max_tokens, (int)o->max_seqs, (int)o->n_blocks);
+    if (o->block_size < 1 || o->block_size > VELA_KV_MAX_BLOCK_SIZE ||
+        o->n_blocks > VELA_KV_MAX_BLOCKS)
+        return err_set(e, VELA_ELIMIT, "lm: block size %d (1..%d), %d blocks (max %d)",
+                       (int)o->block_size, VELA_KV_MAX_BLOCK_SIZE, (int)o->n_blocks,
+                       VELA_KV_MAX_BLOCKS);
+    if (o->kv_dtype != BE_F32 && o->kv_dtype != BE_BF16)
+        return err_set(e, VELA_EINVAL, "lm: KV cache dtype %s (F32 or BF16)",
+                       be_dtype_name(o->kv_dtype));
+    return 0;
+}
+
+static int lm_setup(struct lm *m, struct err *e) {
+    const struct model_config *c = &m->c;
+    int32_t L = c->num_hidden_layers, hd = c->head_dim;
+    int64_t D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int64_t nq = (int64_t)c->num_attention_heads * hd, nkv = (int64_t)c->num_key_value_heads * hd;
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    if (!m->layers) return err_set(e, VELA_ENOMEM, "lm: out of memory");
+    int rc = weight(m, "model.embed_tokens.weight", &m->embed, e);
+    if (rc == 0) rc = weight(m, "model.norm.weight", &m->norm, e);
+    if (rc == 0 && c->tie_word_embeddings) m->head = m->embed;
+    if (rc == 0 && !c->tie_word_embeddings) rc = weight(m, "lm_head.weight", &m->head, e);
+    for (int32_t il = 0; rc == 0 && il < L; il++) rc = layer_weights(m, il, e);
+    if (rc != 0) return rc;
+    int64_t T = m->o.max_tokens, S = m->o.logit_rows;
+    struct carve cv[] = {
+        {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},    {&m->x, BE_F32, T, D},
+        {&m->q, BE_F32, T, nq},   {&m->k, BE_F32, T, nkv},  {&m->v, BE_F32, T, nkv},
+        {&m->att, BE_F32, T, nq}, {&m->gate, BE_F32, T, F}, {&m->up, BE_F32, T, F},
+        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},
+    };
+    rc = carve_scratch(m, cv, (int)(sizeof cv / sizeof cv[0]), e);
+    if (rc == 0) rc = alloc_cache(m, e);
+    return rc;
+}
+
+int lm_new(struct lm **out, struct be *b, const struct model_config *c, const struct weights *w,
+           const struct lm_options *o, struct err *e) {
+    if (!out || !b || !c || !w || !o) return err_set(e, VELA_EINVAL, "lm: NULL argument");
+    struct lm_options opt = *o;
+    if (opt.block_size == 0) opt.block_size = 16;
+    if (opt.logit_rows == 0) opt.logit_rows = opt.max_seqs;
+    int rc = check_opts(&opt, e);
+    if (rc != 0) return rc;
+    struct lm *m = calloc(1, sizeof *m);
+    if (!m) return err_set(e, VELA_ENOMEM, "lm: out of memory");
+    m->b = b, m->c = *c, m->o = opt, m->w = w;
+    int32_t hd = c->head_dim;
+    if (c->has_mrope) {
+        memcpy(m->section, c->mrope_section, sizeof m->section);
+    } else { /* Qwen2: 1-D RoPE, every frequency on row 0 */
+        m->section[0] = hd / 2, m->section[1] = m->section[2] = 0;
+    }
+    m->eps = (float)c->rms_norm_eps;
+    m->theta = (float)c->rope_theta;
+    m->scale = 1.0f / sqrtf((float)hd);
+    rc = lm_setup(m, e);
+    if (rc != 0) {
+        lm_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void lm_free(struct lm *m) {
+    if (!m) return;
+    for (int32_t i = m->n_bufs - 1; i >= 0; i--) be_buffer_free(m->bufs[i]);
+    free(m->bufs);
+    free(m->layers);
+    free(m);
+}
+
+int32_t lm_vocab(const struct lm *m) {
+    return m->c.vocab_size;
+}
+int32_t lm_block_size(const struct lm *m) {
+    return m->o.block_size;
+}
+int32_t lm_n_blocks(const struct lm *m) {
+    return m->o.n_blocks;
+}
+const struct lm_options *lm_opts(const struct lm *m) {
+    return &m->o;
+}
+
+static int check_batch(const struct lm *m, const struct lm_batch *bt, struct err *e) {
+    if (!bt->token_ids || !bt->positions || !bt->slot_mapping || !bt->query_start ||
+        !bt->n_computed || !bt->block_tables)
+        return err_set(e, VELA_EINVAL, "lm: batch array missing");
+    if (bt->n_tokens < 1 || bt->n_tokens > m->o.max_tokens)
+        return err_set(e, VELA_ELIMIT, "lm: batch of %d tokens (1..%d)", (int)bt->n_tokens,
+                       (int)m->o.max_tokens);
+    if (bt->n_seqs < 1 || bt->n_seqs > m->o.max_seqs)
+        return err_set(e, VELA_ELIMIT, "lm: batch of %d sequences (1..%d)", (int)bt->n_seqs,
+                       (int)m->o.max_seqs);
+    if (!bt->all_logits && (bt->n_logits < 0 || (bt->n_logits > 0 && !bt->logit_rows)))
+        return err_set(e, VELA_EINVAL, "lm: %d logit rows", (int)bt->n_logits);
+    for (int32_t i = 0; !bt->all_logits && i < bt->n_logits; i++)
+        if (bt->logit_rows[i] < 0 || bt->logit_rows[i] >= bt->n_tokens)
+            return err_set(e, VELA_EINVAL, "lm: logit row %d outside the batch of %d tokens",
+                           (int)bt->logit_rows[i], (int)bt->n_tokens);
+    return 0;
+}
+
+/* Rows r of src -> rows of dst (1-row views: the final norm of the sampled rows only). */
+static int view(struct tensor *out, const struct tensor *t, int64_t r0, int64_t n, struct err *e) {
+    return be_tensor_rows_view(out, t, r0, n, e);
+}
+
+/* Final norm + lm_head for the requested rows, S at a time, into logits. */
+static int lm_logits(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
+    int64_t V = m->c.vocab_size, S = m->o.logit_rows;
+    int32_t n_out = bt->all_logits ? bt->n_tokens : bt->n_logits;
+    int rc = 0;
+    for (int32_t r0 = 0; rc == 0 && r0 < n_out; r0 += (int32_t)S) {
+        int32_t cnt = n_out - r0 < S ? n_out - r0 : (int32_t)S;
+        struct tensor xs, lg, hr;
+        rc = view(&xs, &m->xs, 0, cnt, e);
+        if (rc == 0) rc = view(&lg, &m->lg, 0, cnt, e);
+        if (rc == 0 && bt->all_logits) { /* contiguous rows: one norm */
+            rc = view(&hr, &m->h, r0, cnt, e);
+            if (rc == 0) rc = be_rms_norm(m->b, &xs, &hr, &m->norm, m->eps, e);
+        }
+        for (int32_t j = 0; rc == 0 && !bt->all_logits && j < cnt; j++) {
+            struct tensor xr;
+            rc = view(&hr, &m->h, bt->logit_rows[r0 + j], 1, e);
+            if (rc == 0) rc = view(&xr, &m->xs, j, 1, e);
+            if (rc == 0) rc = be_rms_norm(m->b, &xr, &hr, &m->norm, m->eps, e);
+        }
+        if (rc == 0) rc = be_matmul(m->b, &lg, &xs, &m->head, NULL, e);
+        if (rc == 0)
+            rc = be_tensor_read(m->b, &lg, logits + (size_t)r0 * (size_t)V,
+                                (size_t)cnt * (size_t)V * sizeof(float), e);
+    }
+    return rc;
+}
+
+/* Rows of h whose mask byte is set take the caller's embeddings (image tokens). */
+static int lm_override(struct lm *m, const struct lm_batch *bt, struct tensor *h, struct err *e) {
+    int64_t D = m->c.hidden_size;
+    for (int32_t i = 0; i < bt->n_tokens; i++) {
+        if (bt->embeds_mask && !bt->embeds_mask[i]) continue;
+        struct tensor hr;
+        int rc = view(&hr, h, i, 1, e);
+        if (rc == 0)
+            rc = be_tensor_write(m->b, &hr, bt->embeds + (size_t)i * (size_t)D,
+                                 (size_t)D * sizeof(float), e);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
+    if (!m || !bt) return err_set(e, VELA_EINVAL, "lm: NULL argument");
+    int rc = check_batch(m, bt, e);
+    if (rc != 0) return rc;
+    int32_t n = bt->n_tokens;
+    if (!logits && (bt->all_logits || bt->n_logits > 0))
+        return err_set(e, VELA_EINVAL, "lm: logits requested without an output array");
+    struct tensor ids, h, x, q, k, v, att, gate, up;
+    struct {
+        struct tensor *dst;
+        const struct tensor *src;
+    } vw[] = {{&ids, &m->ids}, {&h, &m->h},     {&x, &m->x},       {&q, &m->q},  {&k, &m->k},
+              {&v, &m->v},     {&att, &m->att}, {&gate, &m->gate}, {&up, &m->up}};
+    for (size_t i = 0; rc == 0 && i < sizeof vw / sizeof vw[0]; i++)
+        rc = vw[i].src == &m->ids ? be_tensor_cols_view(vw[i].dst, vw[i].src, 0, n, e)
+                                  : view(vw[i].dst, vw[i].src, 0, n, e);
+    if (rc == 0) rc = be_tensor_write(m->b, &ids, bt->token_ids, (size_t)n * 4, e);
+    LM_RUN(LM_OP_EMBED, be_embed(m->b, &h, &m->embed, &ids, e));
+    if (rc == 0 && bt->embeds) rc = lm_override(m, bt, &h, e);
+    if (rc != 0) return rc;
+
+    const struct attn_meta am = {.n_seqs = bt->n_seqs,
+                                 .query_start = bt->query_start,
+                                 .n_computed = bt->n_computed,
+                                 .block_tables = bt->block_tables,
+                                 .max_blocks_per_seq = bt->max_blocks_per_seq,
+                                 .slot_mapping = bt->slot_mapping,
+                                 .block_size = m->o.block_size,
+                                 .head_dim = m->c.head_dim,
+                                 .scale = m->scale};
+    const struct rope_args ra = {.pos = bt->positions,
+                                 .head_dim = m->c.head_dim,
+                                 .section = {m->section[0], m->section[1], m->section[2]},
+                                 .theta = m->theta};
+    /* every slot and block checked before layer 0 writes any: a bad batch leaves the cache
+     * as it was */
+    rc = be_attn_meta_check(&am, n, be_tensor_rows(&m->layers[0].kc), e);
+    for (int32_t il = 0; rc == 0 && il < m->c.num_hidden_layers; il++) {
+        struct lm_layer *L = &m->layers[il];
+        /* attention block: h += o_proj(attn(rope(q), rope(k), v)) */
+        LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln1, m->eps, e));
+        LM_RUN(LM_OP_QKV, be_matmul(m->b, &q, &x, &L->wq, &L->bq, e));
+        LM_RUN(LM_OP_QKV, be_matmul(m->b, &k, &x, &L->wk, &L->bk, e));
+        LM_RUN(LM_OP_QKV, be_matmul(m->b, &v, &x, &L->wv, &L->bv, e));
+        LM_RUN(LM_OP_ROPE, be_rope(m->b, &q, &k, &ra, e));
+        LM_RUN(LM_OP_KV_STORE, be_kv_store(m->b, &L->kc, &L->vc, &k, &v, &am, e));
+        LM_RUN(LM_OP_ATTN, be_attention(m->b, &att, &q, &L->kc, &L->vc, &am, e));
+        LM_RUN(LM_OP_O_PROJ, be_matmul(m->b, &x, &att, &L->wo, NULL, e));
+        LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
+        /* MLP block: h += down(silu(gate(x)) * up(x)) */
+        LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln2, m->eps, e));
+        LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &gate, &x, &L->wg, NULL, e));
+        LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &up, &x, &L->wu, NULL, e));
+        LM_RUN(LM_OP_SILU, be_silu_mul(m->b, &gate, &gate, &up, e));
+        LM_RUN(LM_OP_DOWN, be_matmul(m->b, &x, &gate, &L->wd, NULL, e));
+        LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
+        if (rc != 0) err_wrap(e, "layer %d", (int)il);
+    }
+    if (bt->all_logits || bt->n_logits > 0) LM_RUN(LM_OP_LM_HEAD, lm_logits(m, bt, logits, e));
+    if (rc == 0) rc = be_sync(m->b, e);
+    return rc;
+}
+
+int lm_files_open(struct lm_files *f, const char *dir, struct err *e) {
+    memset(f, 0, sizeof *f);
+    int rc = cfg_load(&f->cfg, dir, e);
+    if (rc == 0) rc = gen_config_load(&f->gen, dir, e);
+    if (rc == 0) rc = st_model_open(&f->st, dir, e);
+    if (rc == 0) rc = weights_load(&f->w, &f->cfg, f->st, 0, e);
+    if (rc != 0) lm_files_close(f);
+    return rc;
+}
+
+void lm_files_close(struct lm_files *f) {
+    if (!f) return;
+    weights_free(f->w);
+    st_model_close(f->st);
+    f->w = NULL, f->st = NULL;
+}

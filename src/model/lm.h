@@ -1,0 +1,99 @@
+/* lm: the Qwen2 decoder forward (Qwen2.5-VL, Qwen2-VL and Qwen2 language models) on the
+ * backend op table: embedding, per layer RMSNorm -> q/k/v (with biases) -> M-RoPE -> paged
+ * KV store -> causal GQA attention -> o_proj -> residual -> RMSNorm -> SwiGLU MLP ->
+ * residual, then the final RMSNorm and the (tied or untied) lm_head (spec §5.1).
+ *
+ * One lm_forward runs a flattened batch (model/batch.h) of several sequences, each a prefill
+ * chunk or a decode token, and returns logits only for the rows asked for (or for all rows).
+ * Memory: weights are used in place (borrowed from struct weights: mmapped BF16); the KV
+ * cache (n_blocks x block_size slots per layer, K and V, F32 or BF16) and one scratch area
+ * for max_tokens rows of activations are allocated through the backend at lm_new. A forward
+ * allocates nothing.
+ *
+ * Precision: the residual stream and all activations are F32; weights BF16. With a CPU
+ * backend on the portable/avx2 path and an F32 cache this is an FP32 forward (the reference
+ * test); the avx512 path rounds matmul inputs to BF16 and a BF16 cache rounds K/V, as the
+ * BF16 reference does.
+ *
+ * Threads: the backend's owner thread (the engine thread). */
+#ifndef VELA_MODEL_LM_H
+#define VELA_MODEL_LM_H
+
+#include "backend/backend.h"
+#include "model/batch.h"
+#include "model/config.h"
+#include "util/err.h"
+
+#include <stdint.h>
+
+struct weights;
+struct st_model;
+
+struct lm_options {
+    int32_t max_tokens;     /* rows per forward (max_num_batched_tokens), >= 1 */
+    int32_t max_seqs;       /* sequences per forward, >= 1 */
+    int32_t n_blocks;       /* KV cache blocks (shared by all sequences), >= 1 */
+    int32_t block_size;     /* tokens per block; 0 = 16 */
+    enum be_dtype kv_dtype; /* BE_BF16 (serving) or BE_F32 (FP32 reference) */
+    int32_t logit_rows;     /* rows per lm_head call; 0 = max_seqs (all_logits runs in chunks) */
+};
+
+struct lm;
+
+/* Builds the forward for config c over weights w (both borrowed: they must outlive the
+ * result; w must hold converted data, not WEIGHTS_CHECK_ONLY) on backend b (borrowed).
+ * *out is freed with lm_free. */
+int lm_new(struct lm **out, struct be *b, const struct model_config *c, const struct weights *w,
+           const struct lm_options *o, struct err *e);
+void lm_free(struct lm *m); /* accepts NULL */
+
+/* Runs batch and writes logits (F32, row-major, vocab_size columns) to the caller's array:
+ * batch->n_logits rows, or batch->n_tokens rows with all_logits. Bad batches (sizes, ids
+ * outside the vocabulary, slots or blocks outside the cache) fail with VELA_EINVAL or
+ * VELA_ELIMIT before the cache is touched. */
+int lm_forward(struct lm *m, const struct lm_batch *batch, float *logits, struct err *e);
+
+int32_t lm_vocab(const struct lm *m);
+int32_t lm_block_size(const struct lm *m);
+int32_t lm_n_blocks(const struct lm *m);
+const struct lm_options *lm_opts(const struct lm *m);
+
+/* Optional per-op timing of lm_forward (benchmarks): each op's wall time is added to its
+ * kind. On the CPU ops are synchronous, so the split is exact; a device backend would need a
+ * sync per op. */
+enum lm_op {
+    LM_OP_EMBED = 0,
+    LM_OP_NORM, /* input, post-attention and final RMSNorm */
+    LM_OP_QKV,  /* q, k, v projections (with biases) */
+    LM_OP_ROPE,
+    LM_OP_KV_STORE,
+    LM_OP_ATTN,
+    LM_OP_O_PROJ,
+    LM_OP_ADD,     /* residual adds */
+    LM_OP_GATE_UP, /* gate and up projections */
+    LM_OP_SILU,
+    LM_OP_DOWN,
+    LM_OP_LM_HEAD, /* lm_head matmul and the logits copy */
+    LM_N_OPS
+};
+struct lm_profile {
+    double seconds[LM_N_OPS];
+    int64_t calls[LM_N_OPS];
+};
+/* Starts (p borrowed, accumulated into, never reset here) or stops (NULL) timing. */
+void lm_set_profile(struct lm *m, struct lm_profile *p);
+const char *lm_op_name(enum lm_op op);
+
+/* A model folder opened for the language model: config.json, generation_config.json, the
+ * mapped checkpoint and its checked weight table. Close with lm_files_close (safe on a
+ * zeroed or half-opened one). */
+struct lm_files {
+    struct model_config cfg;
+    struct gen_config gen;
+    struct st_model *st; /* owned */
+    struct weights *w;   /* owned */
+};
+int lm_files_open(struct lm_files *f, const char *dir, struct err *e);
+void lm_files_close(struct lm_files *f);
+
+#endif

@@ -1,0 +1,322 @@
+/* Tests for the backend's non-matmul ops (rms_norm, silu_mul, add, embed) against plain-C
+ * references, and for tensor bookkeeping (bounds, views, host copies, borrowed weights). */
+#include "backend/backend.h"
+#include "backend/cpu/backend_cpu.h"
+#include "util/bf16.h"
+#include "t.h"
+
+#include <stdint.h>
+
+static uint32_t g_rng = 777;
+
+static float frand(void) { /* uniform in [-2, 2) */
+    g_rng = g_rng * 1664525u + 1013904223u;
+    return (float)((g_rng >> 8) & 0xffffff) / 4194304.0f - 2.0f;
+}
+
+static float rbf(float v) {
+    return bf16_to_f32(f32_to_bf16(v));
+}
+
+struct fix {
+    struct be *b;
+    struct be_buffer *buf[8];
+    int n;
+};
+
+static struct tensor mk(struct fix *f, enum be_dtype dt, int64_t rows, int64_t cols,
+                        const float *v) {
+    struct err e = {0};
+    struct tensor t = {0};
+    size_t n = (size_t)(rows * cols);
+    struct be_buffer *buf = NULL;
+    T_RC(be_buffer_new(f->b, BE_BUF_COMPUTE, n * be_dtype_size(dt), &buf, &e), &e);
+    f->buf[f->n++] = buf;
+    int64_t shape[2] = {rows, cols};
+    T_RC(be_tensor_init(&t, buf, 0, dt, 2, shape, &e), &e);
+    if (v) {
+        void *h = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            if (dt == BE_BF16)
+                ((uint16_t *)h)[i] = f32_to_bf16(v[i]);
+            else
+                ((float *)h)[i] = v[i];
+        }
+        T_RC(be_tensor_write(f->b, &t, h, n * be_dtype_size(dt), &e), &e);
+        free(h);
+    }
+    return t;
+}
+
+static void get(struct fix *f, const struct tensor *t, float *out) {
+    struct err e = {0};
+    size_t n = (size_t)be_tensor_nelems(t);
+    void *h = malloc(n * 4);
+    T_RC(be_tensor_read(f->b, t, h, n * be_dtype_size(t->dtype), &e), &e);
+    for (size_t i = 0; i < n; i++)
+        out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
+    free(h);
+}
+
+static void fix_init(struct fix *f) {
+    struct err e = {0};
+    memset(f, 0, sizeof *f);
+    T_RC(be_cpu_new(&f->b, 2, &e), &e);
+}
+
+static void fix_deinit(struct fix *f) {
+    for (int i = 0; i < f->n; i++) be_buffer_free(f->buf[i]);
+    be_free(f->b);
+}
+
+static void test_rms_norm(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    enum { R = 3, D = 37 };
+    float xv[R * D], gv[D], out[R * D];
+    for (int i = 0; i < R * D; i++) xv[i] = frand();
+    for (int i = 0; i < D; i++) gv[i] = rbf(frand());
+    struct tensor x = mk(&f, BE_F32, R, D, xv), g = mk(&f, BE_BF16, 1, D, gv);
+    struct tensor y = mk(&f, BE_F32, R, D, NULL), yb = mk(&f, BE_BF16, R, D, NULL);
+    T_RC(be_rms_norm(f.b, &y, &x, &g, 1e-6f, &e), &e);
+    T_RC(be_rms_norm(f.b, &yb, &x, &g, 1e-6f, &e), &e);
+    float outb[R * D];
+    get(&f, &y, out);
+    get(&f, &yb, outb);
+    double worst = 0, worst_b = 0;
+    int exact_b = 1;
+    for (int r = 0; r < R; r++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)xv[r * D + i] * xv[r * D + i];
+        double inv = 1.0 / sqrt(ss / D + 1e-6);
+        for (int i = 0; i < D; i++) {
+            double want = xv[r * D + i] * inv * gv[i];
+            worst = fmax(worst, fabs(out[r * D + i] - want) / (fabs(want) + 1e-3));
+            /* BF16 output: the reference casts x·rsqrt to BF16, then multiplies by the gain. */
+            float n32 = xv[r * D + i] * (float)inv;
+            float wb = rbf(rbf(n32) * gv[i]);
+            worst_b = fmax(worst_b, fabs(outb[r * D + i] - wb));
+            if (outb[r * D + i] != wb) exact_b = 0;
+        }
+    }
+    T_NEAR(worst, 0, 1e-6); /* FP32 math vs double: a few FP32 ulps */
+    /* The cast order makes BF16 results bit-exact except where the FP32 rsqrt differs by an
+     * ulp from ours and flips a rounding: allow one BF16 ulp of |value| <= 8. */
+    T_NEAR(worst_b, 0, 8.0 / 128);
+    T_OK(exact_b || worst_b > 0);
+    /* F32 gain, in place (y aliases x). */
+    struct tensor gf = mk(&f, BE_F32, 1, D, gv);
+    T_RC(be_rms_norm(f.b, &x, &x, &gf, 1e-6f, &e), &e);
+    float inplace[R * D];
+    get(&f, &x, inplace);
+    T_NEAR(inplace[5], out[5], 1e-6);
+    T_NEAR(inplace[R * D - 1], out[R * D - 1], 1e-6);
+    /* Errors: gain length, negative eps. */
+    struct tensor gbad = mk(&f, BE_BF16, 1, D - 1, NULL);
+    T_FAILS(be_rms_norm(f.b, &y, &x, &gbad, 1e-6f, &e), VELA_EINVAL, &e);
+    T_FAILS(be_rms_norm(f.b, &y, &x, &g, -1.0f, &e), VELA_EINVAL, &e);
+    fix_deinit(&f);
+}
+
+static float silu_ref(float g) {
+    return (float)(g / (1.0 + exp(-(double)g)));
+}
+
+static void test_silu_mul(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    enum { R = 4, F = 19 };
+    float gu[R * 2 * F], out[R * F];
+    for (int i = 0; i < R * 2 * F; i++) gu[i] = frand() * 4;
+    struct tensor t = mk(&f, BE_F32, R, 2 * F, gu), y = mk(&f, BE_F32, R, F, NULL);
+    T_RC(be_silu_mul(f.b, &y, &t, NULL, &e), &e);
+    get(&f, &y, out);
+    double worst = 0;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < F; i++) {
+            double want = silu_ref(gu[r * 2 * F + i]) * gu[r * 2 * F + F + i];
+            worst = fmax(worst, fabs(out[r * F + i] - want) / (fabs(want) + 1e-3));
+        }
+    T_NEAR(worst, 0, 1e-6); /* expf vs exp: a few FP32 ulps */
+    /* Separate gate and up views of the same fused tensor, BF16 output: same numbers rounded. */
+    struct tensor g, u, yb = mk(&f, BE_BF16, R, F, NULL);
+    T_RC(be_tensor_cols_view(&g, &t, 0, F, &e), &e);
+    T_RC(be_tensor_cols_view(&u, &t, F, F, &e), &e);
+    T_RC(be_silu_mul(f.b, &yb, &g, &u, &e), &e);
+    float outb[R * F];
+    get(&f, &yb, outb);
+    int same = 1;
+    for (int i = 0; i < R * F; i++) same &= outb[i] == rbf(out[i]);
+    T_OK(same);
+    /* In place on the gate view (an exact alias) is allowed. */
+    T_RC(be_silu_mul(f.b, &g, &g, &u, &e), &e);
+    float back[R * 2 * F];
+    get(&f, &t, back);
+    T_NEAR(back[2 * F + 3], out[F + 3], 0);
+    /* Errors: odd fused width, y aliasing the fused input, shape mismatch. */
+    struct tensor odd = mk(&f, BE_F32, R, 2 * F + 1, NULL);
+    T_FAILS(be_silu_mul(f.b, &y, &odd, NULL, &e), VELA_EINVAL, &e);
+    T_FAILS(be_silu_mul(f.b, &g, &t, NULL, &e), VELA_EINVAL, &e);
+    struct tensor ybad = mk(&f, BE_F32, R, F + 1, NULL);
+    T_FAILS(be_silu_mul(f.b, &ybad, &t, NULL, &e), VELA_EINVAL, &e);
+    fix_deinit(&f);
+}
+
+static void test_add(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    enum { R = 2, D = 33 };
+    float av[R * D], cv[R * D], out[R * D];
+    for (int i = 0; i < R * D; i++) av[i] = frand(), cv[i] = frand();
+    struct tensor a = mk(&f, BE_F32, R, D, av), c = mk(&f, BE_BF16, R, D, cv);
+    T_RC(be_add(f.b, &a, &a, &c, &e), &e); /* the residual add, in place */
+    get(&f, &a, out);
+    int exact = 1;
+    for (int i = 0; i < R * D; i++) exact &= out[i] == av[i] + rbf(cv[i]);
+    T_OK(exact);
+    struct tensor bad = mk(&f, BE_F32, R, D - 1, NULL);
+    T_FAILS(be_add(f.b, &a, &bad, &c, &e), VELA_EINVAL, &e);
+    /* y shifted one column against an input: a partial overlap, refused. */
+    struct tensor left, right;
+    T_RC(be_tensor_cols_view(&left, &a, 0, D - 1, &e), &e);
+    T_RC(be_tensor_cols_view(&right, &a, 1, D - 1, &e), &e);
+    T_FAILS(be_add(f.b, &right, &left, &bad, &e), VELA_EINVAL, &e);
+    fix_deinit(&f);
+}
+
+static void test_embed(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    enum { V = 11, D = 9, N = 5 };
+    float tv[V * D];
+    for (int i = 0; i < V * D; i++) tv[i] = rbf(frand());
+    /* The table as borrowed weights: host memory, no copy. */
+    uint16_t host[V * D];
+    for (int i = 0; i < V * D; i++) host[i] = f32_to_bf16(tv[i]);
+    struct be_buffer *wb = NULL;
+    T_RC(be_buffer_from_host(f.b, host, sizeof host, BE_BUF_WEIGHTS, &wb, &e), &e);
+    f.buf[f.n++] = wb;
+    struct tensor table;
+    int64_t shape[2] = {V, D};
+    T_RC(be_tensor_init(&table, wb, 0, BE_BF16, 2, shape, &e), &e);
+    T_OK(be_tensor_host_ptr(&table) == (void *)host); /* borrowed, not copied */
+    struct be_buffer *ib = NULL;
+    T_RC(be_buffer_new(f.b, BE_BUF_COMPUTE, N * 4, &ib, &e), &e);
+    f.buf[f.n++] = ib;
+    struct tensor ids;
+    int64_t n1[1] = {N};
+    T_RC(be_tensor_init(&ids, ib, 0, BE_I32, 1, n1, &e), &e);
+    int32_t idv[N] = {3, 0, 10, 3, 7};
+    T_RC(be_tensor_write(f.b, &ids, idv, sizeof idv, &e), &e);
+    struct tensor y = mk(&f, BE_F32, N, D, NULL), yb = mk(&f, BE_BF16, N, D, NULL);
+    T_RC(be_embed(f.b, &y, &table, &ids, &e), &e);
+    T_RC(be_embed(f.b, &yb, &table, &ids, &e), &e);
+    float out[N * D], outb[N * D];
+    get(&f, &y, out);
+    get(&f, &yb, outb);
+    int exact = 1;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < D; j++)
+            exact &= out[i * D + j] == tv[idv[i] * D + j] && outb[i * D + j] == out[i * D + j];
+    T_OK(exact);
+    /* A bad id fails, names its position, and leaves y untouched. */
+    idv[4] = V;
+    T_RC(be_tensor_write(f.b, &ids, idv, sizeof idv, &e), &e);
+    T_FAILS(be_embed(f.b, &y, &table, &ids, &e), VELA_EINVAL, &e);
+    T_OK(strstr(e.msg, "position 4") != NULL);
+    idv[4] = -1;
+    T_RC(be_tensor_write(f.b, &ids, idv, sizeof idv, &e), &e);
+    T_FAILS(be_embed(f.b, &y, &table, &ids, &e), VELA_EINVAL, &e);
+    float again[N * D];
+    get(&f, &y, again);
+    T_OK(memcmp(again, out, sizeof out) == 0);
+    /* Writing into the borrowed table is refused. */
+    T_FAILS(be_tensor_write(f.b, &table, tv, V * D * 2, &e), VELA_EINVAL, &e);
+    fix_deinit(&f);
+}
+
+static void test_tensor_bookkeeping(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    struct be_buffer *buf = NULL;
+    T_RC(be_buffer_new(f.b, BE_BUF_COMPUTE, 100, &buf, &e), &e);
+    f.buf[f.n++] = buf;
+    struct tensor t;
+    int64_t ok[3] = {2, 3, 4}, big[2] = {5, 6}, zero[1] = {0}, huge[4] = {1 << 30, 1 << 30, 4, 1};
+    T_RC(be_tensor_init(&t, buf, 4, BE_F32, 3, ok, &e), &e); /* 96 bytes at offset 4 */
+    T_EQ(be_tensor_rows(&t), 6);
+    T_EQ(be_tensor_cols(&t), 4);
+    T_FAILS(be_tensor_init(&t, buf, 8, BE_F32, 3, ok, &e), VELA_EINVAL, &e); /* 104 > 100 */
+    T_FAILS(be_tensor_init(&t, buf, 0, BE_F32, 2, big, &e), VELA_EINVAL, &e);
+    T_FAILS(be_tensor_init(&t, buf, 2, BE_F32, 1, ok, &e), VELA_EINVAL, &e); /* misaligned */
+    T_FAILS(be_tensor_init(&t, buf, 0, BE_F32, 1, zero, &e), VELA_EINVAL, &e);
+    T_FAILS(be_tensor_init(&t, buf, 0, BE_F32, 5, ok, &e), VELA_EINVAL, &e);
+    T_FAILS(be_tensor_init(&t, buf, 0, BE_BF16, 4, huge, &e), VELA_EINVAL, &e);
+    T_RC(be_tensor_init(&t, buf, 0, BE_F32, 3, ok, &e), &e);
+    struct tensor v;
+    T_FAILS(be_tensor_cols_view(&v, &t, 2, 3, &e), VELA_EINVAL, &e);
+    T_FAILS(be_tensor_rows_view(&v, &t, 5, 2, &e), VELA_EINVAL, &e);
+    T_RC(be_tensor_rows_view(&v, &t, 4, 2, &e), &e);
+    float src[8] = {1, 2, 3, 4, 5, 6, 7, 8}, dst[12];
+    T_RC(be_tensor_write(f.b, &v, src, sizeof src, &e), &e);
+    T_FAILS(be_tensor_write(f.b, &v, src, sizeof src - 4, &e), VELA_EINVAL, &e);
+    float all[24];
+    T_RC(be_tensor_read(f.b, &t, all, sizeof all, &e), &e);
+    T_NEAR(all[16], 1, 0);
+    T_NEAR(all[23], 8, 0);
+    T_NEAR(all[15], 0, 0); /* fresh buffers are zero */
+    T_RC(be_tensor_cols_view(&v, &t, 1, 2, &e), &e);
+    T_RC(be_tensor_read(f.b, &v, dst, 12 * 4, &e), &e);
+    T_NEAR(dst[8], 2, 0);  /* row 4, column 1 */
+    T_NEAR(dst[11], 7, 0); /* row 5, column 2 */
+    T_NEAR(dst[0], 0, 0);
+    T_STREQ(be_name(f.b), "cpu");
+    T_EQ(be_device_of(f.b), BE_DEV_CPU);
+    T_EQ(be_sync(f.b, &e), 0);
+    fix_deinit(&f);
+}
+
+/* Many rows: the ops split rows over the pool; results must equal a 1-thread backend's
+ * bit for bit (each row's math is the same wherever it runs). */
+static void test_parallel_rows(void) {
+    enum { R = 67, D = 40 };
+    struct err e = {0};
+    float xv[R * 2 * D], gv[D], out[2][3][R * D];
+    for (int i = 0; i < R * 2 * D; i++) xv[i] = frand();
+    for (int i = 0; i < D; i++) gv[i] = frand();
+    for (int v = 0; v < 2; v++) {
+        struct fix f;
+        memset(&f, 0, sizeof f);
+        struct be_cpu_opts o = be_cpu_opts_default(v == 0 ? 1 : 3);
+        T_RC(be_cpu_new_opts(&f.b, &o, &e), &e);
+        if (!f.b) return;
+        struct tensor x = mk(&f, BE_F32, R, 2 * D, xv), g = mk(&f, BE_F32, 1, D, gv);
+        struct tensor y1 = mk(&f, BE_F32, R, D, NULL), y2 = mk(&f, BE_BF16, R, D, NULL);
+        struct tensor y3 = mk(&f, BE_F32, R, D, NULL), xl;
+        T_RC(be_tensor_cols_view(&xl, &x, 0, D, &e), &e);
+        T_RC(be_rms_norm(f.b, &y1, &xl, &g, 1e-6f, &e), &e);
+        T_RC(be_silu_mul(f.b, &y2, &x, NULL, &e), &e);
+        T_RC(be_add(f.b, &y3, &y1, &y2, &e), &e);
+        get(&f, &y1, out[v][0]);
+        get(&f, &y2, out[v][1]);
+        get(&f, &y3, out[v][2]);
+        fix_deinit(&f);
+    }
+    T_OK(memcmp(out[0], out[1], sizeof out[0]) == 0);
+    T_OK(out[1][2][R * D - 1] != 0.0f); /* the last row was computed */
+}
+
+int main(void) {
+    T_RUN(test_parallel_rows);
+    T_RUN(test_rms_norm);
+    T_RUN(test_silu_mul);
+    T_RUN(test_add);
+    T_RUN(test_embed);
+    T_RUN(test_tensor_bookkeeping);
+    return t_done();
+}
