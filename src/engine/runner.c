@@ -1,0 +1,289 @@
+/* runner: one scheduler step on the language model (see runner.h).
+ *
+ * Per step:
+ *   1. look up (or create) each item's persistent state;
+ *   2. flatten the items into the batch arrays: item i's rows are its tokens
+ *      tokens[n_computed, n_computed + n_new), at positions n_computed + j + delta in all three
+ *      M-RoPE rows (text tokens), written to slot blocks[p / bs] * bs + p % bs;
+ *   3. one lm_forward returning logits for the last row of each sampling item, in item order;
+ *   4. one smp_sample over those rows.
+ *
+ * Invariants:
+ *   1. a live state's rng.n_sampled equals its request's output count before the step (the
+ *      sampler advances it only for tokens the scheduler appends), so a draw is a function of
+ *      (seed, output position) alone: batching, chunking and preemption cannot change it;
+ *   2. states[] slots are either live (in the map) or on the free list, never both;
+ *   3. every batch array is sized for max_tokens rows / max_seqs sequences at runner_new.
+ * Thread: the engine thread only. */
+#include "engine/runner.h"
+
+#include "engine/idmap.h"
+#include "engine/request.h"
+#include "model/batch.h"
+#include "model/lm.h"
+#include "util/rng.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct rstate {
+    struct smp_rng rng;
+    int32_t delta;     /* M-RoPE decode offset (0 for text-only prompts) */
+    int32_t next_free; /* free-list link while unused; -1 at the end */
+};
+
+struct runner {
+    struct lm *m; /* borrowed */
+    struct runner_opts o;
+    int32_t block_size, max_blocks; /* max_blocks: block-table columns per sequence */
+    int64_t vocab;
+    /* batch arrays */
+    int32_t *ids;    /* (max_tokens) */
+    int32_t *pos;    /* (3, max_tokens); row stride = this step's n_tokens */
+    int32_t *slots;  /* (max_tokens) */
+    int32_t *qs;     /* (max_seqs + 1) */
+    int32_t *ncomp;  /* (max_seqs) */
+    int32_t *bt;     /* (max_seqs, max_blocks) */
+    int32_t *rows;   /* (max_seqs) logits rows: last row of each sampling item */
+    float *logits;   /* (max_seqs, vocab) */
+    int32_t *row_of; /* (max_seqs) item -> sampling row, -1 when the item does not sample */
+    int32_t *st_idx; /* (max_seqs) item -> index into states, this step */
+    struct sampler *smp;
+    struct smp_seq *seqs; /* (max_seqs) */
+    struct smp_out *outs; /* (max_seqs) */
+    /* persistent per-request state */
+    struct idmap map; /* (id, index) -> index into states */
+    struct rstate *states;
+    int32_t n_states, cap_states, free_head;
+};
+
+static int check_opts(const struct lm *m, const struct runner_opts *o, struct err *e) {
+    const struct lm_options *lo = lm_opts(m);
+    if (o->max_tokens < 1 || o->max_seqs < 1 || o->max_model_len < 1 ||
+        o->max_tokens > lo->max_tokens || o->max_seqs > lo->max_seqs)
+        return err_set(e, VELA_EINVAL,
+                       "runner: %d tokens and %d sequences per step (the model was built for "
+                       "%d and %d), max_model_len %d",
+                       o->max_tokens, o->max_seqs, lo->max_tokens, lo->max_seqs, o->max_model_len);
+    return 0;
+}
+
+int runner_new(struct runner **out, struct lm *m, const struct runner_opts *o, struct err *e) {
+    int rc = check_opts(m, o, e);
+    if (rc != 0) return rc;
+    struct runner *rn = calloc(1, sizeof *rn);
+    if (!rn) return err_set(e, VELA_ENOMEM, "runner: out of memory");
+    rn->m = m, rn->o = *o;
+    rn->block_size = lm_block_size(m);
+    rn->max_blocks = (o->max_model_len + rn->block_size - 1) / rn->block_size;
+    rn->vocab = lm_vocab(m);
+    rn->free_head = -1;
+    size_t T = (size_t)o->max_tokens, S = (size_t)o->max_seqs;
+    rn->ids = malloc(T * sizeof *rn->ids);
+    rn->pos = malloc(3 * T * sizeof *rn->pos);
+    rn->slots = malloc(T * sizeof *rn->slots);
+    rn->qs = malloc((S + 1) * sizeof *rn->qs);
+    rn->ncomp = malloc(S * sizeof *rn->ncomp);
+    rn->bt = malloc(S * (size_t)rn->max_blocks * sizeof *rn->bt);
+    rn->rows = malloc(S * sizeof *rn->rows);
+    rn->logits = malloc(S * (size_t)rn->vocab * sizeof *rn->logits);
+    rn->row_of = malloc(S * sizeof *rn->row_of);
+    rn->st_idx = malloc(S * sizeof *rn->st_idx);
+    rn->seqs = calloc(S, sizeof *rn->seqs);
+    rn->outs = calloc(S, sizeof *rn->outs);
+    if (!rn->ids || !rn->pos || !rn->slots || !rn->qs || !rn->ncomp || !rn->bt || !rn->rows ||
+        !rn->logits || !rn->row_of || !rn->st_idx || !rn->seqs || !rn->outs)
+        rc = err_set(e, VELA_ENOMEM, "runner: out of memory for %zu rows, %zu sequences", T, S);
+    if (rc == 0) rc = smp_new(&rn->smp, o->max_seqs, rn->vocab, e);
+    if (rc == 0) rc = idmap_init(&rn->map, 2 * (uint32_t)o->max_seqs, e);
+    if (rc != 0) {
+        runner_free(rn);
+        return rc;
+    }
+    *out = rn;
+    return 0;
+}
+
+void runner_free(struct runner *rn) {
+    if (!rn) return;
+    free(rn->ids), free(rn->pos), free(rn->slots), free(rn->qs), free(rn->ncomp);
+    free(rn->bt), free(rn->rows), free(rn->logits), free(rn->row_of), free(rn->st_idx);
+    free(rn->seqs), free(rn->outs), free(rn->states);
+    smp_free(rn->smp);
+    idmap_deinit(&rn->map);
+    free(rn);
+}
+
+/* A key mixing the request id and sample index, for requests without their own seed. */
+static uint64_t request_key(uint64_t id, int32_t index) {
+    return rng_mix64(id * 0x100000001b3ull ^ (uint64_t)(uint32_t)index);
+}
+
+/* The state of r, created on its first step. NULL with e filled on ENOMEM. */
+static struct rstate *state_of(struct runner *rn, const struct request *r, struct err *e) {
+    int64_t *v = idmap_get(&rn->map, r->id, r->index);
+    if (v) return &rn->states[*v];
+    if (rn->free_head < 0) {
+        if (rn->n_states == rn->cap_states) {
+            int32_t cap = rn->cap_states ? 2 * rn->cap_states : 2 * rn->o.max_seqs;
+            struct rstate *ns = realloc(rn->states, (size_t)cap * sizeof *ns);
+            if (!ns) {
+                err_set(e, VELA_ENOMEM, "runner: out of memory for %d request states", cap);
+                return NULL;
+            }
+            rn->states = ns, rn->cap_states = cap;
+        }
+        rn->states[rn->n_states].next_free = -1;
+        rn->free_head = rn->n_states++;
+    }
+    int32_t k = rn->free_head;
+    if (idmap_put(&rn->map, r->id, r->index, k, e) != 0) return NULL;
+    struct rstate *st = &rn->states[k];
+    rn->free_head = st->next_free;
+    memset(st, 0, sizeof *st);
+    st->next_free = -1;
+    smp_rng_init(&st->rng, &r->params, rn->o.seed, request_key(r->id, r->index));
+    st->delta = 0; /* text-only prompts: positions are plain indices */
+    return st;
+}
+
+void runner_drop_done(struct runner *rn, const struct sched_output *so) {
+    for (int32_t i = 0; i < so->n_done; i++) {
+        int64_t *v = idmap_get(&rn->map, so->done[i].id, so->done[i].index);
+        if (!v) continue; /* finished before it ever ran (aborted while waiting) */
+        int32_t k = (int32_t)*v;
+        idmap_del(&rn->map, so->done[i].id, so->done[i].index);
+        rn->states[k].next_free = rn->free_head;
+        rn->free_head = k;
+    }
+}
+
+int32_t runner_n_live(const struct runner *rn) {
+    return (int32_t)rn->map.n;
+}
+
+/* Checks the step against the sizes the runner was built for. */
+static int check_step(const struct runner *rn, const struct sched_output *so, struct err *e) {
+    if (so->n_items < 1 || so->n_items > rn->o.max_seqs || so->n_tokens < 1 ||
+        so->n_tokens > rn->o.max_tokens)
+        return err_set(e, VELA_EINVAL, "runner: step of %d items, %d tokens (max %d, %d)",
+                       so->n_items, so->n_tokens, rn->o.max_seqs, rn->o.max_tokens);
+    int32_t n = 0;
+    for (int32_t i = 0; i < so->n_items; i++) {
+        const struct sched_item *it = &so->items[i];
+        const struct request *r = it->req;
+        if (r->n_images > 0)
+            return err_set(e, VELA_EUNSUP,
+                           "request %llu has %d images: the runner has no vision tower yet",
+                           (unsigned long long)r->id, r->n_images);
+        if (it->n_new < 1 || it->n_computed + it->n_new > r->n_tokens ||
+            it->n_computed + it->n_new > rn->max_blocks * rn->block_size ||
+            (int64_t)r->n_blocks * rn->block_size < it->n_computed + it->n_new)
+            return err_set(e, VELA_EINTERNAL,
+                           "runner: item %d (request %llu) computes [%d, %d) of %d tokens with "
+                           "%d blocks",
+                           i, (unsigned long long)r->id, it->n_computed, it->n_computed + it->n_new,
+                           r->n_tokens, r->n_blocks);
+        n += it->n_new;
+    }
+    if (n != so->n_tokens)
+        return err_set(e, VELA_EINTERNAL, "runner: items hold %d tokens, the step says %d", n,
+                       so->n_tokens);
+    return 0;
+}
+
+/* Step 2: item i's rows at row0 of a batch of n_tokens rows. */
+static void fill_item(struct runner *rn, const struct sched_item *it, const struct rstate *st,
+                      int32_t i, int32_t row0, int32_t n_tokens) {
+    const struct request *r = it->req;
+    int32_t bs = rn->block_size, nc = it->n_computed;
+    memcpy(rn->ids + row0, r->tokens + nc, (size_t)it->n_new * sizeof *rn->ids);
+    for (int32_t j = 0; j < it->n_new; j++) {
+        int32_t p = nc + j, q = p + st->delta;
+        rn->pos[row0 + j] = rn->pos[n_tokens + row0 + j] = rn->pos[2 * n_tokens + row0 + j] = q;
+        rn->slots[row0 + j] = r->blocks[p / bs] * bs + p % bs;
+    }
+    int32_t used = (nc + it->n_new + bs - 1) / bs;
+    int32_t *bt = rn->bt + (size_t)i * rn->max_blocks;
+    memcpy(bt, r->blocks, (size_t)used * sizeof *bt);
+    if (used < rn->max_blocks) bt[used] = -1; /* a stale id past the end is never read */
+    rn->qs[i] = row0;
+    rn->ncomp[i] = nc;
+}
+
+/* Steps 1-2: the batch; rn->row_of and the sampler inputs for sampling items. States are
+ * all looked up (and created) first: creating one may move the states array, and the
+ * sampler inputs point into it. */
+static int build(struct runner *rn, const struct sched_output *so, struct lm_batch *b,
+                 struct err *e) {
+    for (int32_t i = 0; i < so->n_items; i++) {
+        const struct rstate *st = state_of(rn, so->items[i].req, e);
+        if (!st) return VELA_ENOMEM;
+        rn->st_idx[i] = (int32_t)(st - rn->states);
+    }
+    int32_t row = 0, n_logits = 0;
+    for (int32_t i = 0; i < so->n_items; i++) {
+        const struct sched_item *it = &so->items[i];
+        const struct request *r = it->req;
+        struct rstate *st = &rn->states[rn->st_idx[i]];
+        fill_item(rn, it, st, i, row, so->n_tokens);
+        row += it->n_new;
+        rn->row_of[i] = -1;
+        if (!it->sample) continue;
+        if (st->rng.n_sampled != (uint64_t)req_n_output(r))
+            return err_set(e, VELA_EINTERNAL, "runner: request %llu has %d outputs, its RNG %llu",
+                           (unsigned long long)r->id, req_n_output(r),
+                           (unsigned long long)st->rng.n_sampled);
+        rn->rows[n_logits] = row - 1;
+        rn->seqs[n_logits] = (struct smp_seq){.params = &r->params,
+                                              .prompt_ids = r->tokens,
+                                              .n_prompt = r->n_prompt,
+                                              .output_ids = r->tokens + r->n_prompt,
+                                              .n_output = req_n_output(r),
+                                              .rng = &st->rng};
+        rn->row_of[i] = n_logits++;
+    }
+    rn->qs[so->n_items] = row;
+    *b = (struct lm_batch){.n_tokens = row,
+                           .token_ids = rn->ids,
+                           .positions = rn->pos,
+                           .slot_mapping = rn->slots,
+                           .n_seqs = so->n_items,
+                           .query_start = rn->qs,
+                           .n_computed = rn->ncomp,
+                           .block_tables = rn->bt,
+                           .max_blocks_per_seq = rn->max_blocks,
+                           .logit_rows = rn->rows,
+                           .n_logits = n_logits};
+    return 0;
+}
+
+int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sampled,
+                   struct err *e) {
+    for (int32_t i = 0; i < so->n_items && i < rn->o.max_seqs; i++) {
+        sampled[i] = -1;
+        rn->row_of[i] = -1;
+    }
+    int rc = check_step(rn, so, e);
+    struct lm_batch b;
+    if (rc == 0) rc = build(rn, so, &b, e);
+    if (rc == 0) rc = lm_forward(rn->m, &b, rn->logits, e);
+    if (rc != 0 || b.n_logits == 0) return rc;
+    /* a per-sequence failure leaves the others sampled; only a refused batch fails all */
+    struct err se = {0};
+    rn->outs[0].rc = 1; /* smp_sample sets every rc unless it refuses the whole batch */
+    if (smp_sample(rn->smp, rn->logits, b.n_logits, rn->seqs, rn->outs, &se) != 0 &&
+        rn->outs[0].rc == 1) {
+        for (int32_t i = 0; i < so->n_items; i++) rn->row_of[i] = -1;
+        return err_set(e, VELA_EINTERNAL, "runner: %s", se.msg);
+    }
+    for (int32_t i = 0; i < so->n_items; i++)
+        if (rn->row_of[i] >= 0 && rn->outs[rn->row_of[i]].rc == 0)
+            sampled[i] = rn->outs[rn->row_of[i]].token;
+    return 0;
+}
+
+const struct smp_out *runner_item_out(const struct runner *rn, int32_t i) {
+    if (i < 0 || i >= rn->o.max_seqs || rn->row_of[i] < 0) return NULL;
+    return &rn->outs[rn->row_of[i]];
+}

@@ -1,0 +1,59 @@
+/* runner: executes one scheduler step on the language model (vLLM's GPUModelRunner, text
+ * part): sched_output -> flattened batch (ids, positions, slot mapping, block tables, query
+ * offsets) -> lm_forward -> sampler -> one token per item that samples.
+ *
+ * The runner keeps persistent state per live request, keyed by (request id, sample index):
+ * the request's sampling RNG (so its draws depend only on its own seed and token count,
+ * whatever it is batched with, and survive preemption) and its M-RoPE decode offset. The
+ * state is created the first time a request is scheduled and dropped when the scheduler
+ * reports it done (runner_drop_done). Batch arrays, logits and sampler scratch are sized at
+ * runner_new for max_tokens rows and max_seqs sequences: a step allocates nothing except when
+ * a new request's state needs a bigger table.
+ *
+ * Requests with images are refused (VELA_EUNSUP): the vision tower is not wired in here yet.
+ *
+ * Ownership: the lm is borrowed (it must outlive the runner); items borrow requests from the
+ * scheduler for one step. Thread: the engine thread only (the lm's backend thread). */
+#ifndef VELA_ENGINE_RUNNER_H
+#define VELA_ENGINE_RUNNER_H
+
+#include "engine/sampler.h"
+#include "engine/sched_output.h"
+#include "util/err.h"
+
+#include <stdint.h>
+
+struct lm;
+struct runner;
+
+struct runner_opts {
+    int32_t max_tokens;    /* rows per step (max_num_batched_tokens); <= the lm's max_tokens */
+    int32_t max_seqs;      /* items per step (max_num_seqs); <= the lm's max_seqs */
+    int32_t max_model_len; /* tokens per request: sizes the block tables */
+    uint64_t seed;         /* engine seed (--seed) for requests without their own */
+};
+
+/* *out freed with runner_free. VELA_EINVAL when the options exceed what the lm was built for,
+ * VELA_ENOMEM. */
+int runner_new(struct runner **out, struct lm *m, const struct runner_opts *o, struct err *e);
+void runner_free(struct runner *rn); /* accepts NULL */
+
+/* Runs the step so (so->n_items >= 1). sampled (n_items, caller's) receives each sampling
+ * item's token; items that do not sample get -1. Returns:
+ *   0  the forward ran; a sampling item whose sampler failed (non-finite logits) has
+ *      sampled[i] == -1 and runner_item_out(rn, i)->rc / ->err say why;
+ *   <0 the whole step failed (bad batch, backend fault, a request the runner cannot run):
+ *      nothing was sampled, e says why. The KV slots of this step may be half written.
+ * Call runner_drop_done for so first (the scheduler may reuse a finished request's id). */
+int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sampled,
+                   struct err *e);
+/* The sampler's result for item i of the last executed step (logprobs, rank, top ids), or
+ * NULL when item i did not sample. Valid until the next runner_execute. */
+const struct smp_out *runner_item_out(const struct runner *rn, int32_t i);
+
+/* Forgets the state of every request in so->done. */
+void runner_drop_done(struct runner *rn, const struct sched_output *so);
+/* Requests with state held (tests: 0 once everything finished). */
+int32_t runner_n_live(const struct runner *rn);
+
+#endif
