@@ -211,8 +211,7 @@ int be_embed(struct be *b, struct tensor *y, const struct tensor *table, const s
     return rc != 0 ? rc : b->ops->embed(b, y, table, ids, e);
 }
 
-int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits,
-                     struct err *e) {
+int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits, struct err *e) {
     int rc = check_output(b, ids, "sample_greedy ids", e);
     if (rc == 0) rc = check_tensor(b, logits, "sample_greedy logits", e);
     if (rc == 0) rc = check_dtype(ids, "sample_greedy ids", false, false, true, e);

@@ -197,6 +197,14 @@ int be_attention_varlen(struct be *b, struct tensor *o, const struct tensor *q,
  * y may be x. */
 int be_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e);
 
+/* Qwen2-VL's vision tower: LayerNorm and quick_gelu. */
+/* y = (x - mean) / sqrt(var + eps) · gain + bias per row (torch LayerNorm: biased variance),
+ * FP32 math; gain and bias [cols] F32 or BF16. y may be x. */
+int be_layer_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
+                  const struct tensor *bias, float eps, struct err *e);
+/* y = x · sigmoid(1.702 · x) elementwise (quick_gelu), FP32 math; y may be x. */
+int be_quick_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e);
+
 /* y[i, :] = x[rows[i], :] for i < rows of y; x and y of the same dtype (F32 or BF16) and
  * width; rows is host memory (rows of y entries), each in [0, rows of x). y must not overlap
  * x. The ViT's window reordering and its inverse. */

@@ -52,8 +52,13 @@ struct be_ops {
                             const struct varlen_meta *m, struct err *e); /* (optional) */
     int (*gelu)(struct be *b, struct tensor *y, const struct tensor *x,
                 struct err *e); /* (optional) */
-    int (*gather_rows)(struct be *b, struct tensor *y, const struct tensor *x,
-                       const int32_t *rows, struct err *e); /* (optional) */
+    int (*gather_rows)(struct be *b, struct tensor *y, const struct tensor *x, const int32_t *rows,
+                       struct err *e); /* (optional) */
+    int (*layer_norm)(struct be *b, struct tensor *y, const struct tensor *x,
+                      const struct tensor *gain, const struct tensor *bias, float eps,
+                      struct err *e); /* (optional) */
+    int (*quick_gelu)(struct be *b, struct tensor *y, const struct tensor *x,
+                      struct err *e); /* (optional) */
 
     /* ---- sampling (backend.h) ---- */
     int (*sample_greedy)(struct be *b, struct tensor *ids, const struct tensor *logits,

@@ -1,6 +1,6 @@
 /* vit_ops: the be_* wrappers of the vision-tower ops (rope2d, attention_varlen, gelu,
- * gather_rows). Like backend.c, each checks its arguments once for every backend and then
- * calls the op table, so a backend never sees a malformed call.
+ * gather_rows, and Qwen2-VL's layer_norm and quick_gelu). Like backend.c, each checks its arguments
+ * once for every backend and then calls the op table, so a backend never sees a malformed call.
  *
  * Invariants enforced before any op runs:
  *   1. every tensor belongs to this backend, is F32 or BF16 and lies inside its buffer;
@@ -8,7 +8,7 @@
  *   2. widths agree: q, k, v, o have the same rows and width, a multiple of head_dim;
  *   3. cu_seqlens starts at 0, increases strictly and ends at the row count, so every row
  *      belongs to exactly one non-empty segment; every gathered row index is a row of x;
- *   4. outputs never overlap inputs, except gelu's exact alias y == x.
+ *   4. outputs never overlap inputs, except the exact alias y == x of the elementwise ops.
  * Checking the metadata costs O(segments) or O(rows) per call, small beside the op itself.
  * Threads: the backend's owner thread. */
 #include "backend/backend_impl.h"
@@ -115,17 +115,49 @@ int be_attention_varlen(struct be *b, struct tensor *o, const struct tensor *q,
     return b->ops->attention_varlen(b, o, q, k, v, m, e);
 }
 
-int be_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e) {
-    if (!b) return err_set(e, VELA_EINVAL, "gelu: NULL backend");
-    int rc = check_t(b, y, "gelu y", true, e);
-    if (rc == 0) rc = check_t(b, x, "gelu x", false, e);
-    if (rc == 0) rc = check_like(y, be_tensor_rows(x), be_tensor_cols(x), "gelu y", e);
+/* Shared checks of the elementwise activations (gelu, quick_gelu). */
+static int check_act(struct be *b, struct tensor *y, const struct tensor *x, const char *what,
+                     struct err *e) {
+    if (!b) return err_set(e, VELA_EINVAL, "%s: NULL backend", what);
+    int rc = check_t(b, y, what, true, e);
+    if (rc == 0) rc = check_t(b, x, what, false, e);
+    if (rc == 0) rc = check_like(y, be_tensor_rows(x), be_tensor_cols(x), what, e);
     if (rc != 0) return rc;
     /* Element (r, c) of y depends only on element (r, c) of x: an exact alias is safe. */
     if (tensor_overlap(y, x) && !(tensor_same_view(y, x) && y->dtype == x->dtype))
-        return err_set(e, VELA_EINVAL, "gelu: output overlaps the input");
+        return err_set(e, VELA_EINVAL, "%s: output overlaps the input", what);
+    return 0;
+}
+
+int be_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e) {
+    int rc = check_act(b, y, x, "gelu", e);
+    if (rc != 0) return rc;
     if (!b->ops->gelu) return err_set(e, VELA_EUNSUP, "gelu: not supported by %s", b->ops->name);
     return b->ops->gelu(b, y, x, e);
+}
+
+int be_quick_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e) {
+    int rc = check_act(b, y, x, "quick_gelu", e);
+    if (rc != 0) return rc;
+    if (!b->ops->quick_gelu)
+        return err_set(e, VELA_EUNSUP, "quick_gelu: not supported by %s", b->ops->name);
+    return b->ops->quick_gelu(b, y, x, e);
+}
+
+int be_layer_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
+                  const struct tensor *bias, float eps, struct err *e) {
+    int rc = check_act(b, y, x, "layer_norm", e);
+    if (rc == 0) rc = check_t(b, gain, "layer_norm gain", false, e);
+    if (rc == 0) rc = check_t(b, bias, "layer_norm bias", false, e);
+    if (rc == 0) rc = check_like(gain, 1, be_tensor_cols(x), "layer_norm gain", e);
+    if (rc == 0) rc = check_like(bias, 1, be_tensor_cols(x), "layer_norm bias", e);
+    if (rc != 0) return rc;
+    if (!(eps >= 0.0f)) return err_set(e, VELA_EINVAL, "layer_norm: eps %g < 0", eps);
+    if (tensor_overlap(y, gain) || tensor_overlap(y, bias))
+        return err_set(e, VELA_EINVAL, "layer_norm: output overlaps the gain or bias");
+    if (!b->ops->layer_norm)
+        return err_set(e, VELA_EUNSUP, "layer_norm: not supported by %s", b->ops->name);
+    return b->ops->layer_norm(b, y, x, gain, bias, eps, e);
 }
 
 int be_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const int32_t *rows,

@@ -128,6 +128,8 @@ static const struct be_ops g_cpu_ops = {
     .attention_varlen = cpu_attention_varlen,
     .gelu = cpu_gelu,
     .gather_rows = cpu_gather_rows,
+    .layer_norm = cpu_layer_norm,
+    .quick_gelu = cpu_quick_gelu,
 };
 
 struct be_cpu_opts be_cpu_opts_default(int n_threads) {

@@ -1,5 +1,6 @@
-/* gelu: the exact (erf) GELU of the patch merger (nn.GELU(), spec §4.6) and the row gather
- * of the window reordering, on the CPU, rows split over the thread pool.
+/* gelu: the exact (erf) GELU of the patch merger (nn.GELU(), spec §4.6), Qwen2-VL's
+ * quick_gelu (x · sigmoid(1.702 x)) and the row gather of the window reordering, on the CPU,
+ * rows split over the thread pool.
  * GELU: FP32 math, 0.5·x·(1 + erf(x/√2)); a BF16 output is rounded once at the store.
  * Invariants: element (r, c) of y depends only on element (r, c) of x, so the exact alias
  * y == x is safe; each pool thread owns whole rows of y. Owner thread only. */
@@ -39,6 +40,23 @@ int cpu_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err 
     (void)e;
     struct gelu_args p = {.y = y, .x = x};
     cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(y), GELU_MIN_ROWS, gelu_rows, &p);
+    return 0;
+}
+
+static void quick_gelu_rows(void *arg, int64_t r0, int64_t r1) {
+    const struct gelu_args *p = arg;
+    int64_t cols = be_tensor_cols(p->y);
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t i = 0; i < cols; i++) {
+            float v = cpu_get_f32(p->x, r, i);
+            cpu_set_f32(p->y, r, i, v / (1.0f + expf(-1.702f * v)));
+        }
+}
+
+int cpu_quick_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e) {
+    (void)e;
+    struct gelu_args p = {.y = y, .x = x};
+    cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(y), GELU_MIN_ROWS, quick_gelu_rows, &p);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /* vit_ops: the CPU backend's entries for the vision-tower ops (rope2d.c, attention_varlen.c,
- * gelu.c), referenced from the op table in backend_cpu.c. Arguments are already validated
- * by backend/vit_ops.c. Owner thread only; each op fans out to the pool. */
+ * gelu.c, layer_norm.c), referenced from the op table in backend_cpu.c. Arguments are already
+ * validated by backend/vit_ops.c. Owner thread only; each op fans out to the pool. */
 #ifndef VELA_BACKEND_CPU_VIT_OPS_H
 #define VELA_BACKEND_CPU_VIT_OPS_H
 
@@ -12,6 +12,9 @@ int cpu_attention_varlen(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k, const struct tensor *v,
                          const struct varlen_meta *m, struct err *e);
 int cpu_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e);
+int cpu_quick_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct err *e);
+int cpu_layer_norm(struct be *b, struct tensor *y, const struct tensor *x,
+                   const struct tensor *gain, const struct tensor *bias, float eps, struct err *e);
 int cpu_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const int32_t *rows,
                     struct err *e);
 
