@@ -8,9 +8,12 @@
  * generation_config.json, else config.json; unless --ignore-eos) or the context limit.
  * Logits with NaN or Inf are reported as an error, never sampled.
  * Sampling defaults come from generation_config.json (as vLLM's generation_config="auto"),
- * then the flags override them. Main thread only. */
+ * then the flags override them. With --image / --video-frames the prompt goes through the
+ * chat template with image parts and runs on the engine's scheduler and runner with the
+ * vision tower (cli/gen_mm.c). Main thread only. */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/gen_mm.h"
 #include "backend/cpu/backend_cpu.h"
 #include "engine/params.h"
 #include "engine/sampler.h"
@@ -39,6 +42,7 @@ struct gen_args {
     uint64_t seed;
     bool has_seed, has_temp, has_top_p, has_top_k, has_rep, chat, ignore_eos;
     enum be_dtype kv_dtype;
+    struct gen_mm_args mm; /* images, video frames, pixel budget */
 };
 
 static const char USAGE[] =
@@ -46,7 +50,9 @@ static const char USAGE[] =
     "         [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--chat]\n"
     "         [--ignore-eos] [--threads N] [--max-model-len N] [--max-num-batched-tokens N]\n"
     "         [--kv-cache-dtype bf16|f32]\n"
-    "Streams the generated text to stdout; timings go to stderr.\n";
+    "         [--image FILE]... [--video-frames F1,F2,...] [--min-pixels N] [--max-pixels N]\n"
+    "Streams the generated text to stdout; timings go to stderr. With images (or a video given\n"
+    "as frame files) the prompt is one chat message: the images, the video, then the text.\n";
 
 static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
     const char *v = NULL;
@@ -55,7 +61,9 @@ static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
                                      "--top-p",          "--top-k",
                                      "--seed",           "--threads",
                                      "--max-model-len",  "--max-num-batched-tokens",
-                                     "--kv-cache-dtype", "--repetition-penalty"};
+                                     "--kv-cache-dtype", "--repetition-penalty",
+                                     "--image",          "--video-frames",
+                                     "--min-pixels",     "--max-pixels"};
     for (int f = 0; f < (int)(sizeof vf / sizeof vf[0]); f++) {
         int r = args_value(argc, argv, i, vf[f], &v);
         if (r < 0) return -1;
@@ -100,9 +108,26 @@ static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
                     return -1;
                 }
                 return 0;
-            default:
+            case 11:
                 a->has_rep = true;
                 return args_double(vf[f], v, 0.01, 100, &a->rep_penalty);
+            case 12:
+                if (a->mm.n_images == GEN_MM_MAX_IMAGES) {
+                    fprintf(stderr, "error: more than %d --image flags\n", GEN_MM_MAX_IMAGES);
+                    return -1;
+                }
+                a->mm.images[a->mm.n_images++] = v;
+                return 0;
+            case 13: {
+                struct err e = {0};
+                if (gen_mm_set_frames(&a->mm, v, &e) == 0) return 0;
+                fprintf(stderr, "error: %s\n", e.msg);
+                return -1;
+            }
+            case 14:
+                return args_int(vf[f], v, 1, INT64_MAX, &a->mm.min_pixels);
+            default:
+                return args_int(vf[f], v, 1, INT64_MAX, &a->mm.max_pixels);
         }
     }
     if (args_switch(argv, *i, "--chat"))
@@ -311,8 +336,22 @@ static void run_free(struct gen_run *r) {
     tok_ids_free(&r->out);
 }
 
+/* --image / --video-frames: the engine path with the vision tower (cli/gen_mm.c). */
+static int generate_mm(const struct gen_args *a, const struct lm_files *f,
+                       const struct tokenizer *tok, struct err *e) {
+    struct gen_mm_args m = a->mm;
+    m.model = a->model, m.prompt = a->prompt;
+    m.threads = a->threads, m.max_model_len = a->max_model_len, m.chunk = a->chunk;
+    m.kv_dtype = a->kv_dtype;
+    struct sampling_params sp;
+    int rc = sampling(a, f, a->max_tokens, &sp, e); /* gen_mm_run bounds it by the context */
+    if (rc == 0) rc = gen_mm_run(&m, f, tok, &sp, e);
+    return rc;
+}
+
 static int generate(const struct gen_args *a, const struct lm_files *f, struct tokenizer *tok,
                     struct err *e) {
+    if (a->mm.n_images > 0 || a->mm.n_frames > 0) return generate_mm(a, f, tok, e);
     struct tok_ctx *tc = tok_ctx_new(tok);
     struct tok_ids ids = {0};
     struct gen_run r = {0};
@@ -348,7 +387,10 @@ static int generate(const struct gen_args *a, const struct lm_files *f, struct t
 int cmd_generate(int argc, char **argv) {
     struct gen_args a;
     int pr = parse_args(&a, argc, argv);
-    if (pr != 0) return pr > 0 ? 0 : 2;
+    if (pr != 0) {
+        free(a.mm.frames_buf);
+        return pr > 0 ? 0 : 2;
+    }
     struct err e = {0};
     struct lm_files f;
     struct tokenizer *tok = NULL;
@@ -358,5 +400,6 @@ int cmd_generate(int argc, char **argv) {
     if (rc != 0) fprintf(stderr, "error: %s\n", e.msg);
     tok_free(tok);
     lm_files_close(&f);
+    free(a.mm.frames_buf);
     return rc == 0 ? 0 : 1;
 }

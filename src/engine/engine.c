@@ -71,6 +71,7 @@ struct engine {
     struct queue_node *pending; /* inbox nodes taken by a wait, processed by the next step */
     pthread_t thread;
     bool started;
+    bool vision; /* eng_set_vit attached a vision tower */
     atomic_bool stop;
     atomic_uint_fast64_t next_id;
     pthread_mutex_t stats_mu;
@@ -185,8 +186,9 @@ static void admit(struct engine *en, struct request *r) {
     int rc = 0;
     if (idmap_get(&en->live, id, -1))
         rc = err_set(&e, VELA_EINVAL, "request id %llu is already in use", (unsigned long long)id);
-    else if (r->n_images > 0)
-        rc = err_set(&e, VELA_EUNSUP, "image inputs are not supported by this engine yet");
+    else if (r->n_images > 0 && (!en->vision || !r->mm))
+        rc = err_set(&e, VELA_EUNSUP, "image inputs need %s",
+                     en->vision ? "their pixel values" : "the vision tower, which is not loaded");
     else if (r->params.prompt_logprobs >= 0)
         rc = err_set(&e, VELA_EUNSUP, "prompt_logprobs is not supported yet");
     if (rc == 0) rc = idmap_put(&en->live, id, -1, 2, &e); /* one sample until it forks */
@@ -436,6 +438,13 @@ int eng_new(struct engine **out, struct lm *m, const struct eng_config *c, struc
     }
     *out = en;
     return 0;
+}
+
+int eng_set_vit(struct engine *en, struct vit *v, struct err *e) {
+    if (en->started) return err_set(e, VELA_EINVAL, "engine: vision tower set after start");
+    int rc = runner_set_vit(en->runner, v, e);
+    if (rc == 0) en->vision = true;
+    return rc;
 }
 
 int eng_start(struct engine *en, struct err *e) {

@@ -103,6 +103,10 @@ void eng_sampling_defaults(struct sampling_params *p, const struct gen_config *g
  * use it, or its backend, until eng_free). The scheduler, runner, step arena and queues are
  * allocated here. *out freed with eng_free. */
 int eng_new(struct engine **out, struct lm *m, const struct eng_config *c, struct err *e);
+/* Attaches the vision tower (borrowed, like m; on m's backend) so requests with images run
+ * (req->mm); before eng_start only. VELA_EINVAL once started, VELA_ENOMEM. */
+struct vit;
+int eng_set_vit(struct engine *en, struct vit *v, struct err *e);
 /* Starts the engine thread. VELA_EINVAL if already started, VELA_ENOMEM. */
 int eng_start(struct engine *en, struct err *e);
 /* Stops the thread after its current step and joins it; requests still held are dropped

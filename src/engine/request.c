@@ -9,6 +9,7 @@
 #include "engine/request.h"
 
 #include "engine/hash.h"
+#include "model/mm_prompt.h"
 #include "util/limits.h"
 
 #include <stdlib.h>
@@ -69,7 +70,23 @@ void req_free(struct request *r) {
     free(r->images);
     free(r->blocks);
     free(r->hashes);
+    mmp_unref(r->mm);
     free(r);
+}
+
+int req_attach_mm(struct request *r, struct mm_prompt *mm, struct err *e) {
+    bool ok = mm->n_ids == r->n_prompt && mm->n_media == r->n_images &&
+              memcmp(mm->ids, r->tokens, (size_t)r->n_prompt * sizeof *r->tokens) == 0;
+    for (int32_t i = 0; ok && i < r->n_images; i++)
+        ok = mm->media[i].offset == r->images[i].offset &&
+             mm->media[i].n_tokens == r->images[i].n_tokens &&
+             mm->media[i].hash == r->images[i].hash;
+    if (!ok)
+        return err_set(e, VELA_EINVAL, "request %llu: its prompt and images are not the media's",
+                       (unsigned long long)r->id);
+    mmp_unref(r->mm);
+    r->mm = mm;
+    return 0;
 }
 
 int req_reserve(struct request *r, int32_t cap_tokens, int32_t block_size, struct err *e) {
@@ -101,6 +118,7 @@ struct request *req_fork(const struct request *r, int32_t index, struct err *e) 
         req_new(r->id, r->tokens, r->n_prompt, r->images, r->n_images, &r->params, e);
     if (!c) return NULL;
     c->index = index;
+    c->mm = mmp_ref(r->mm);
     c->forked = true; /* a child never forks again */
     return c;
 }

@@ -39,6 +39,8 @@ struct req_image {
     bool ec_new;      /* scheduler scratch: reference taken by the step being planned */
 };
 
+struct mm_prompt;
+
 struct request {
     uint64_t id;   /* caller's id; the n samples of one request share it */
     int32_t index; /* sample index in [0, params.n) */
@@ -50,6 +52,8 @@ struct request {
     int32_t cap_tokens;       /* room reserved at admission: n_prompt + max output */
     struct req_image *images; /* (n_images), sorted by offset, non-overlapping; owned */
     int32_t n_images;
+    struct mm_prompt *mm; /* images[i]'s pixel values are mm->media[i]; prompt positions
+                             mm->pos. One reference owned (shared by forks); NULL: text */
 
     /* --- scheduler state --- */
     enum req_state state;
@@ -79,6 +83,10 @@ struct request *req_new(uint64_t id, const int32_t *prompt, int32_t n_prompt,
                         const struct req_image *images, int32_t n_images,
                         const struct sampling_params *params, struct err *e);
 void req_free(struct request *r); /* accepts NULL */
+/* Attaches the media of a prompt built by mmp_build (model/mm_prompt.h), taking over the
+ * caller's reference; r's prompt must be mm->ids and its images mm->media (offsets, counts,
+ * hashes). VELA_EINVAL (mm left to the caller) when they differ. */
+int req_attach_mm(struct request *r, struct mm_prompt *mm, struct err *e);
 
 /* Grows the token array to cap_tokens and the block table to cover it (admission time, so
  * the steady state never allocates). Returns 0 or VELA_ENOMEM. */

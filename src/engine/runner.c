@@ -7,13 +7,18 @@
  *      M-RoPE rows (text tokens), written to slot blocks[p / bs] * bs + p % bs;
  *   3. one lm_forward returning logits for the last row of each sampling item, in item order;
  *   4. one smp_sample over those rows.
+ * With images: before step 1 the step's encodes run (vit_forward, one image at a time) into
+ * the image store; step 2 takes prompt positions from req->mm->pos and copies the store's
+ * rows for placeholder tokens into the embeds override.
  *
  * Invariants:
  *   1. a live state's rng.n_sampled equals its request's output count before the step (the
  *      sampler advances it only for tokens the scheduler appends), so a draw is a function of
  *      (seed, output position) alone: batching, chunking and preemption cannot change it;
  *   2. states[] slots are either live (in the map) or on the free list, never both;
- *   3. every batch array is sized for max_tokens rows / max_seqs sequences at runner_new.
+ *   3. every batch array is sized for max_tokens rows / max_seqs sequences at runner_new;
+ *   4. the image store holds exactly the encoder-cache entries that were encoded and not yet
+ *      reported freed (runner_drop_done drops so->freed_images).
  * Thread: the engine thread only. */
 #include "engine/runner.h"
 
@@ -21,6 +26,8 @@
 #include "engine/request.h"
 #include "model/batch.h"
 #include "model/lm.h"
+#include "model/mm_prompt.h"
+#include "model/vit.h"
 #include "util/rng.h"
 
 #include <stdlib.h>
@@ -32,8 +39,22 @@ struct rstate {
     int32_t next_free; /* free-list link while unused; -1 at the end */
 };
 
+/* One encoded image's embedding rows. */
+struct rimg {
+    uint64_t hash;
+    int32_t n_rows;
+    float *rows; /* (n_rows, hidden), owned */
+};
+
 struct runner {
-    struct lm *m; /* borrowed */
+    struct lm *m;    /* borrowed */
+    struct vit *vit; /* borrowed; NULL: no images */
+    int32_t hidden;
+    float *embeds;  /* (max_tokens, hidden) override rows, with the vision tower */
+    uint8_t *emask; /* (max_tokens) */
+    struct rimg *imgs;
+    int32_t n_imgs, cap_imgs;
+    int64_t n_encoded;
     struct runner_opts o;
     int32_t block_size, max_blocks; /* max_blocks: block-table columns per sequence */
     int64_t vocab;
@@ -109,6 +130,8 @@ void runner_free(struct runner *rn) {
     free(rn->ids), free(rn->pos), free(rn->slots), free(rn->qs), free(rn->ncomp);
     free(rn->bt), free(rn->rows), free(rn->logits), free(rn->row_of), free(rn->st_idx);
     free(rn->seqs), free(rn->outs), free(rn->states);
+    for (int32_t i = 0; i < rn->n_imgs; i++) free(rn->imgs[i].rows);
+    free(rn->imgs), free(rn->embeds), free(rn->emask);
     smp_free(rn->smp);
     idmap_deinit(&rn->map);
     free(rn);
@@ -143,11 +166,115 @@ static struct rstate *state_of(struct runner *rn, const struct request *r, struc
     memset(st, 0, sizeof *st);
     st->next_free = -1;
     smp_rng_init(&st->rng, &r->params, rn->o.seed, request_key(r->id, r->index));
-    st->delta = 0; /* text-only prompts: positions are plain indices */
+    st->delta = r->mm ? r->mm->delta : 0; /* text-only prompts: positions are plain indices */
     return st;
 }
 
+int runner_set_vit(struct runner *rn, struct vit *v, struct err *e) {
+    int32_t D = vit_out_dim(v);
+    float *em = malloc((size_t)rn->o.max_tokens * (size_t)D * sizeof *em);
+    uint8_t *mk = malloc((size_t)rn->o.max_tokens);
+    if (!em || !mk) {
+        free(em), free(mk);
+        return err_set(e, VELA_ENOMEM, "runner: out of memory for %d image rows of %d",
+                       rn->o.max_tokens, D);
+    }
+    free(rn->embeds), free(rn->emask);
+    rn->vit = v, rn->hidden = D, rn->embeds = em, rn->emask = mk;
+    return 0;
+}
+
+static struct rimg *img_find(const struct runner *rn, uint64_t hash) {
+    for (int32_t i = 0; i < rn->n_imgs; i++)
+        if (rn->imgs[i].hash == hash) return &rn->imgs[i];
+    return NULL;
+}
+
+static void img_drop(struct runner *rn, uint64_t hash) {
+    struct rimg *g = img_find(rn, hash);
+    if (!g) return; /* evicted before it was ever encoded here */
+    free(g->rows);
+    *g = rn->imgs[--rn->n_imgs];
+}
+
+/* Runs the tower for image j of r into the store. */
+static int encode_one(struct runner *rn, const struct request *r, int32_t j, struct err *e) {
+    const struct req_image *im = &r->images[j];
+    if (img_find(rn, im->hash)) return 0; /* same image twice in one step */
+    const struct pixel_values *pv = &r->mm->media[j].pv;
+    if (pv->n_rows / vit_unit_rows(rn->vit) != im->n_tokens)
+        return err_set(e, VELA_EINTERNAL,
+                       "runner: image %d of request %llu: %lld rows for %d "
+                       "tokens",
+                       j, (unsigned long long)r->id, (long long)pv->n_rows, im->n_tokens);
+    if (rn->n_imgs == rn->cap_imgs) {
+        int32_t cap = rn->cap_imgs ? 2 * rn->cap_imgs : 8;
+        struct rimg *ni = realloc(rn->imgs, (size_t)cap * sizeof *ni);
+        if (!ni) return err_set(e, VELA_ENOMEM, "runner: out of memory for %d images", cap);
+        rn->imgs = ni, rn->cap_imgs = cap;
+    }
+    float *rows = malloc((size_t)im->n_tokens * (size_t)rn->hidden * sizeof *rows);
+    if (!rows)
+        return err_set(e, VELA_ENOMEM, "runner: out of memory for %d image rows", im->n_tokens);
+    struct vit_grid g = {(int32_t)pv->grid_t, (int32_t)pv->grid_h, (int32_t)pv->grid_w};
+    int rc = vit_forward(rn->vit, pv->data, pv->n_rows, &g, 1, rows, e);
+    if (rc != 0) {
+        free(rows);
+        return err_wrap(e, "image %d of request %llu", j, (unsigned long long)r->id);
+    }
+    rn->imgs[rn->n_imgs++] = (struct rimg){.hash = im->hash, .n_rows = im->n_tokens, .rows = rows};
+    rn->n_encoded++;
+    return 0;
+}
+
+static int encode_step(struct runner *rn, const struct sched_output *so, struct err *e) {
+    for (int32_t k = 0; k < so->n_encode; k++) {
+        const struct sched_encode *en = &so->encode[k];
+        int rc = encode_one(rn, so->items[en->item].req, en->image, e);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* Copies the embedding rows of the placeholders among item rows [row0, row0 + n_new). */
+static int gather_item(struct runner *rn, const struct sched_item *it, int32_t row0,
+                       struct err *e) {
+    const struct request *r = it->req;
+    int32_t lo = it->n_computed, hi = lo + it->n_new;
+    for (int32_t j = 0; j < r->n_images; j++) {
+        const struct req_image *im = &r->images[j];
+        int32_t a = im->offset > lo ? im->offset : lo;
+        int32_t b = im->offset + im->n_tokens < hi ? im->offset + im->n_tokens : hi;
+        if (a >= b) continue;
+        const struct rimg *g = img_find(rn, im->hash);
+        if (!g) { /* its encoding step failed earlier while the cache kept the entry: redo it */
+            int rc = encode_one(rn, r, j, e);
+            if (rc != 0) return rc;
+            g = img_find(rn, im->hash);
+        }
+        size_t D = (size_t)rn->hidden;
+        memcpy(rn->embeds + (size_t)(row0 + a - lo) * D, g->rows + (size_t)(a - im->offset) * D,
+               (size_t)(b - a) * D * sizeof *rn->embeds);
+        memset(rn->emask + row0 + a - lo, 1, (size_t)(b - a));
+    }
+    return 0;
+}
+
+const float *runner_item_logits(const struct runner *rn, int32_t i) {
+    if (i < 0 || i >= rn->o.max_seqs || rn->row_of[i] < 0) return NULL;
+    return rn->logits + (size_t)rn->row_of[i] * (size_t)rn->vocab;
+}
+
+int64_t runner_n_encoded(const struct runner *rn) {
+    return rn->n_encoded;
+}
+
+int32_t runner_n_images_held(const struct runner *rn) {
+    return rn->n_imgs;
+}
+
 void runner_drop_done(struct runner *rn, const struct sched_output *so) {
+    for (int32_t i = 0; i < so->n_freed_images; i++) img_drop(rn, so->freed_images[i]);
     for (int32_t i = 0; i < so->n_done; i++) {
         int64_t *v = idmap_get(&rn->map, so->done[i].id, so->done[i].index);
         if (!v) continue; /* finished before it ever ran (aborted while waiting) */
@@ -172,10 +299,11 @@ static int check_step(const struct runner *rn, const struct sched_output *so, st
     for (int32_t i = 0; i < so->n_items; i++) {
         const struct sched_item *it = &so->items[i];
         const struct request *r = it->req;
-        if (r->n_images > 0)
-            return err_set(e, VELA_EUNSUP,
-                           "request %llu has %d images: the runner has no vision tower yet",
-                           (unsigned long long)r->id, r->n_images);
+        if (r->n_images > 0 && (!rn->vit || !r->mm || r->mm->n_media != r->n_images))
+            return err_set(e, VELA_EUNSUP, "request %llu has %d images: %s",
+                           (unsigned long long)r->id, r->n_images,
+                           rn->vit ? "their pixel values are missing"
+                                   : "the model runs without its vision tower");
         if (it->n_new < 1 || it->n_computed + it->n_new > r->n_tokens ||
             it->n_computed + it->n_new > rn->max_blocks * rn->block_size ||
             (int64_t)r->n_blocks * rn->block_size < it->n_computed + it->n_new)
@@ -198,9 +326,15 @@ static void fill_item(struct runner *rn, const struct sched_item *it, const stru
     const struct request *r = it->req;
     int32_t bs = rn->block_size, nc = it->n_computed;
     memcpy(rn->ids + row0, r->tokens + nc, (size_t)it->n_new * sizeof *rn->ids);
+    const struct mm_prompt *mm = r->mm;
     for (int32_t j = 0; j < it->n_new; j++) {
         int32_t p = nc + j, q = p + st->delta;
-        rn->pos[row0 + j] = rn->pos[n_tokens + row0 + j] = rn->pos[2 * n_tokens + row0 + j] = q;
+        if (mm && p < mm->n_ids) { /* prompt token: get_rope_index's positions */
+            for (int32_t k = 0; k < 3; k++)
+                rn->pos[k * n_tokens + row0 + j] = mm->pos[(size_t)k * mm->n_ids + p];
+        } else {
+            rn->pos[row0 + j] = rn->pos[n_tokens + row0 + j] = rn->pos[2 * n_tokens + row0 + j] = q;
+        }
         rn->slots[row0 + j] = r->blocks[p / bs] * bs + p % bs;
     }
     int32_t used = (nc + it->n_new + bs - 1) / bs;
@@ -222,11 +356,18 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
         rn->st_idx[i] = (int32_t)(st - rn->states);
     }
     int32_t row = 0, n_logits = 0;
+    bool any_image = false;
+    if (rn->vit) memset(rn->emask, 0, (size_t)so->n_tokens);
     for (int32_t i = 0; i < so->n_items; i++) {
         const struct sched_item *it = &so->items[i];
         const struct request *r = it->req;
         struct rstate *st = &rn->states[rn->st_idx[i]];
         fill_item(rn, it, st, i, row, so->n_tokens);
+        if (r->n_images > 0 && it->n_computed < r->n_prompt) {
+            int rc = gather_item(rn, it, row, e);
+            if (rc != 0) return rc;
+            any_image = true;
+        }
         row += it->n_new;
         rn->row_of[i] = -1;
         if (!it->sample) continue;
@@ -254,7 +395,9 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
                            .block_tables = rn->bt,
                            .max_blocks_per_seq = rn->max_blocks,
                            .logit_rows = rn->rows,
-                           .n_logits = n_logits};
+                           .n_logits = n_logits,
+                           .embeds = any_image ? rn->embeds : NULL,
+                           .embeds_mask = any_image ? rn->emask : NULL};
     return 0;
 }
 
@@ -266,6 +409,7 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     }
     int rc = check_step(rn, so, e);
     struct lm_batch b;
+    if (rc == 0) rc = encode_step(rn, so, e);
     if (rc == 0) rc = build(rn, so, &b, e);
     if (rc == 0) rc = lm_forward(rn->m, &b, rn->logits, e);
     if (rc != 0 || b.n_logits == 0) return rc;

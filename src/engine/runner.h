@@ -10,7 +10,13 @@
  * runner_new for max_tokens rows and max_seqs sequences: a step allocates nothing except when
  * a new request's state needs a bigger table.
  *
- * Requests with images are refused (VELA_EUNSUP): the vision tower is not wired in here yet.
+ * Images (vLLM's encoder path): with a vision tower attached (runner_set_vit), the images the
+ * step lists in so->encode run through vit_forward (pixel values from req->mm) and their
+ * embedding rows are kept by the runner, keyed by content hash, until the encoder cache
+ * reports them evicted (so->freed_images). Each chunk then takes the rows of the placeholder
+ * tokens it covers from there (the lm_batch embeds override), and prompt tokens get the
+ * prompt's M-RoPE positions (req->mm->pos), later tokens n + delta. Without a tower, requests
+ * with images are refused (VELA_EUNSUP).
  *
  * Ownership: the lm is borrowed (it must outlive the runner); items borrow requests from the
  * scheduler for one step. Thread: the engine thread only (the lm's backend thread). */
@@ -24,6 +30,7 @@
 #include <stdint.h>
 
 struct lm;
+struct vit;
 struct runner;
 
 struct runner_opts {
@@ -50,6 +57,16 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
 /* The sampler's result for item i of the last executed step (logprobs, rank, top ids), or
  * NULL when item i did not sample. Valid until the next runner_execute. */
 const struct smp_out *runner_item_out(const struct runner *rn, int32_t i);
+
+/* Attaches vision tower v (borrowed; it must outlive the runner, on the lm's backend thread;
+ * its output width must be the lm's hidden size). VELA_ENOMEM. */
+int runner_set_vit(struct runner *rn, struct vit *v, struct err *e);
+/* The logits (vocab F32) of item i's sampling row in the last executed step, or NULL when
+ * item i did not sample. Valid until the next runner_execute. */
+const float *runner_item_logits(const struct runner *rn, int32_t i);
+/* Images encoded since runner_new, and those whose embeddings are held now (tests). */
+int64_t runner_n_encoded(const struct runner *rn);
+int32_t runner_n_images_held(const struct runner *rn);
 
 /* Forgets the state of every request in so->done. */
 void runner_drop_done(struct runner *rn, const struct sched_output *so);
