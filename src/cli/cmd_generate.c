@@ -5,7 +5,9 @@
  * Flow: tokenize (after the chat template with --chat) -> check the prompt (empty, longer
  * than the model's limit, ids outside the vocabulary) -> prefill in chunks of --max-num-
  * batched-tokens -> sample / detokenize / decode until max tokens, an eos id (from
- * generation_config.json, else config.json; unless --ignore-eos) or the context limit.
+ * generation_config.json, else config.json; unless --ignore-eos), the context limit or a
+ * --stop string (matched on the detokenized text by server/stop.c, held-back text included;
+ * on the image path the hit aborts the engine request).
  * Logits with NaN or Inf are reported as an error, never sampled.
  * Sampling defaults come from generation_config.json (as vLLM's generation_config="auto"),
  * then the flags override them. With --image / --video-frames the prompt goes through the
@@ -20,6 +22,7 @@
 #include "model/batch.h"
 #include "model/lm.h"
 #include "model/mrope.h"
+#include "server/stop.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
@@ -49,21 +52,30 @@ static const char USAGE[] =
     "usage: vela generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
     "         [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--chat]\n"
     "         [--ignore-eos] [--threads N] [--max-model-len N] [--max-num-batched-tokens N]\n"
-    "         [--kv-cache-dtype bf16|f32]\n"
+    "         [--kv-cache-dtype bf16|f32] [--stop STR]... [--include-stop-str-in-output]\n"
     "         [--image FILE]... [--video-frames F1,F2,...] [--min-pixels N] [--max-pixels N]\n"
     "Streams the generated text to stdout; timings go to stderr. With images (or a video given\n"
     "as frame files) the prompt is one chat message: the images, the video, then the text.\n";
 
 static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
     const char *v = NULL;
-    static const char *const vf[] = {"--model",          "--prompt",
-                                     "--max-tokens",     "--temperature",
-                                     "--top-p",          "--top-k",
-                                     "--seed",           "--threads",
-                                     "--max-model-len",  "--max-num-batched-tokens",
-                                     "--kv-cache-dtype", "--repetition-penalty",
-                                     "--image",          "--video-frames",
-                                     "--min-pixels",     "--max-pixels"};
+    static const char *const vf[] = {"--model",
+                                     "--prompt",
+                                     "--max-tokens",
+                                     "--temperature",
+                                     "--top-p",
+                                     "--top-k",
+                                     "--seed",
+                                     "--threads",
+                                     "--max-model-len",
+                                     "--max-num-batched-tokens",
+                                     "--kv-cache-dtype",
+                                     "--repetition-penalty",
+                                     "--image",
+                                     "--video-frames",
+                                     "--min-pixels",
+                                     "--max-pixels",
+                                     "--stop"};
     for (int f = 0; f < (int)(sizeof vf / sizeof vf[0]); f++) {
         int r = args_value(argc, argv, i, vf[f], &v);
         if (r < 0) return -1;
@@ -126,14 +138,23 @@ static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
             }
             case 14:
                 return args_int(vf[f], v, 1, INT64_MAX, &a->mm.min_pixels);
-            default:
+            case 15:
                 return args_int(vf[f], v, 1, INT64_MAX, &a->mm.max_pixels);
+            default:
+                if (a->mm.n_stops == VELA_STOP_MAX_STRINGS) {
+                    fprintf(stderr, "error: more than %d --stop flags\n", VELA_STOP_MAX_STRINGS);
+                    return -1;
+                }
+                a->mm.stops[a->mm.n_stops++] = v;
+                return 0;
         }
     }
     if (args_switch(argv, *i, "--chat"))
         a->chat = true;
     else if (args_switch(argv, *i, "--ignore-eos"))
         a->ignore_eos = true;
+    else if (args_switch(argv, *i, "--include-stop-str-in-output"))
+        a->mm.include_stop = true;
     else {
         fprintf(stderr, "error: unknown argument %s\n", argv[*i]);
         return -1;
@@ -264,9 +285,21 @@ static bool is_eos(const struct sampling_params *sp, int32_t id) {
     return false;
 }
 
-/* Sample, print, feed back: until max tokens or eos. *n_gen counts sampled tokens. */
+/* Prints the part of txt that stop matcher sm releases; *hit set when a stop string matched. */
+static int print_text(struct stop_matcher *sm, const struct tok_text *txt, bool *hit,
+                      struct err *e) {
+    struct stop_out o;
+    int rc = stop_feed(sm, txt->p, txt->n, &o, e);
+    if (rc == 0 && o.n_text) fwrite(o.text, 1, o.n_text, stdout), fflush(stdout);
+    *hit = rc == 0 && o.hit >= 0;
+    return rc;
+}
+
+/* Sample, print, feed back: until max tokens, eos or a stop string (matched on the text by
+ * sm, as the server does). *n_gen counts sampled tokens. */
 static int decode(struct gen_run *r, const struct tok_ids *prompt, const struct sampling_params *sp,
-                  const struct tokenizer *tok, int64_t *n_gen, struct err *e) {
+                  const struct tokenizer *tok, struct stop_matcher *sm, int64_t *n_gen,
+                  struct err *e) {
     struct detok d;
     struct tok_text txt = {0};
     struct smp_rng rng;
@@ -274,7 +307,8 @@ static int decode(struct gen_run *r, const struct tok_ids *prompt, const struct 
     detok_init(&d, tok, true);
     int32_t V = lm_vocab(r->m), n = (int32_t)prompt->n;
     int rc = 0;
-    for (*n_gen = 0; rc == 0 && *n_gen < sp->max_tokens;) {
+    bool hit = false;
+    for (*n_gen = 0; rc == 0 && !hit && *n_gen < sp->max_tokens;) {
         rc = check_finite(r->logits, V, *n_gen, e);
         struct smp_seq q = {.params = sp,
                             .prompt_ids = prompt->ids,
@@ -290,15 +324,19 @@ static int decode(struct gen_run *r, const struct tok_ids *prompt, const struct 
         if (!sp->ignore_eos && is_eos(sp, o.token)) break;
         txt.n = 0;
         rc = detok_feed(&d, o.token, &txt, e);
-        if (rc == 0 && txt.n) fwrite(txt.p, 1, txt.n, stdout), fflush(stdout);
-        if (rc != 0 || *n_gen == sp->max_tokens) break;
+        if (rc == 0 && txt.n) rc = print_text(sm, &txt, &hit, e);
+        if (rc != 0 || hit || *n_gen == sp->max_tokens) break;
         lmb_reset(&r->bb);
         rc = lmb_add(&r->bb, &o.token, 1, n + (int32_t)*n_gen - 1, NULL, 0, 0, r->table, r->n_table,
                      true, e);
         if (rc == 0) rc = lm_forward(r->m, &r->bb.b, r->logits, e);
     }
     txt.n = 0;
-    if (detok_flush(&d, &txt, e) == 0 && txt.n) fwrite(txt.p, 1, txt.n, stdout);
+    struct err fe = {0};
+    if (!hit && detok_flush(&d, &txt, &fe) == 0 && txt.n) print_text(sm, &txt, &hit, &fe);
+    struct stop_out so;
+    stop_finish(sm, &so);
+    if (so.n_text) fwrite(so.text, 1, so.n_text, stdout);
     fputc('\n', stdout);
     fflush(stdout);
     tok_text_free(&txt);
@@ -368,7 +406,10 @@ static int generate(const struct gen_args *a, const struct lm_files *f, struct t
     int64_t n_gen = 0;
     if (rc == 0) rc = prefill(&r, &ids, a->chunk, e);
     t1 = now_s();
-    if (rc == 0) rc = decode(&r, &ids, &sp, tok, &n_gen, e);
+    struct stop_matcher sm = {0};
+    if (rc == 0) rc = stop_init(&sm, a->mm.stops, a->mm.n_stops, a->mm.include_stop, e);
+    if (rc == 0) rc = decode(&r, &ids, &sp, tok, &sm, &n_gen, e);
+    stop_deinit(&sm);
     t2 = now_s();
     if (rc == 0)
         fprintf(stderr,

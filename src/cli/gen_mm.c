@@ -14,6 +14,7 @@
 #include "model/lm.h"
 #include "model/mm_prompt.h"
 #include "model/vit.h"
+#include "server/stop.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
@@ -104,19 +105,31 @@ static int build_prompt(const struct gen_mm_args *a, const struct lm_files *f,
 struct printer {
     struct detok d;
     struct tok_text txt;
+    struct stop_matcher stop; /* --stop strings over the detokenized text */
     const struct sampling_params *sp;
     int rc;
+    bool stopped; /* a stop string matched: the request was aborted */
     struct err e;
 };
 
+/* Prints what the stop matcher releases of p->txt; true when a stop string matched. */
+static bool print_text(struct printer *p) {
+    struct stop_out o;
+    if (p->rc == 0) p->rc = stop_feed(&p->stop, p->txt.p, p->txt.n, &o, &p->e);
+    if (p->rc != 0) return false;
+    if (o.n_text) fwrite(o.text, 1, o.n_text, stdout), fflush(stdout);
+    return o.hit >= 0;
+}
+
+/* A nonzero return makes solo_run abort the request (its blocks go back to the pool). */
 static int print_token(void *ctx, int32_t id) {
     struct printer *p = ctx;
     for (int32_t i = 0; !p->sp->ignore_eos && i < p->sp->n_eos_token_ids; i++)
         if (p->sp->eos_token_ids[i] == id) return 0; /* the stop itself is not text */
     p->txt.n = 0;
     if (p->rc == 0) p->rc = detok_feed(&p->d, id, &p->txt, &p->e);
-    if (p->rc == 0 && p->txt.n) fwrite(p->txt.p, 1, p->txt.n, stdout), fflush(stdout);
-    return p->rc;
+    if (p->rc == 0 && p->txt.n && print_text(p)) p->stopped = true;
+    return p->rc != 0 || p->stopped;
 }
 
 static double now_s(void) {
@@ -197,6 +210,7 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
     if (rc == 0) rc = setup(&r, a, f, mp, mp->n_ids + sp.max_tokens, e);
     struct printer p = {.sp = &sp};
     detok_init(&p.d, tok, true);
+    if (rc == 0) rc = stop_init(&p.stop, a->stops, a->n_stops, a->include_stop, e);
     struct request *req = rc == 0 ? solo_request(0, mp, &sp, e) : NULL;
     if (rc == 0 && !req) rc = e->code ? e->code : VELA_ENOMEM;
     double t1 = now_s();
@@ -204,7 +218,10 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
     if (rc == 0) rc = solo_run(r.s, req, print_token, &p, NULL, &res, e);
     if (rc == 0 && p.rc != 0) *e = p.e, rc = p.rc;
     p.txt.n = 0;
-    if (detok_flush(&p.d, &p.txt, &p.e) == 0 && p.txt.n) fwrite(p.txt.p, 1, p.txt.n, stdout);
+    if (!p.stopped && detok_flush(&p.d, &p.txt, &p.e) == 0 && p.txt.n) print_text(&p);
+    struct stop_out so;
+    stop_finish(&p.stop, &so);
+    if (so.n_text) fwrite(so.text, 1, so.n_text, stdout);
     fputc('\n', stdout);
     fflush(stdout);
     double t2 = now_s();
@@ -215,6 +232,7 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
                 mp->n_ids, mp->n_media, t1 - t0, res.n_output, t2 - t1, res.n_steps,
                 cpu_isa_name(be_cpu_isa(r.b)));
     tok_text_free(&p.txt);
+    stop_deinit(&p.stop);
     detok_deinit(&p.d);
     teardown(&r);
     mmp_unref(mp);

@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "engine/params.h"
 #include "util/err.h"
+#include "util/limits.h"
 
 #include <stdint.h>
 
@@ -28,6 +29,9 @@ struct gen_mm_args {
     int64_t min_pixels, max_pixels; /* 0: preprocessor_config.json's */
     int64_t threads, max_model_len, chunk, max_new;
     enum be_dtype kv_dtype;
+    const char *stops[VELA_STOP_MAX_STRINGS]; /* --stop, borrowed from argv */
+    int32_t n_stops;
+    bool include_stop; /* --include-stop-str-in-output */
 };
 
 /* Splits a comma-separated --video-frames value into a->frames. VELA_EINVAL / VELA_ELIMIT. */

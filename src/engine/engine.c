@@ -52,6 +52,7 @@ struct eng_msg {
 struct ebuf {
     struct eng_event *ev;
     int64_t *msg_off; /* (cap) offset of the event's message in text, -1 when none */
+    int64_t *plp_off; /* (cap) offset of the event's prompt_logprobs in text, -1 when none */
     int32_t n, cap;
     char *text;
     size_t n_text, cap_text;
@@ -96,18 +97,49 @@ static struct eng_event *ebuf_add(struct engine *en, uint64_t id, int32_t index)
         struct eng_event *ev = realloc(b->ev, (size_t)cap * sizeof *ev);
         if (ev) b->ev = ev;
         int64_t *mo = ev ? realloc(b->msg_off, (size_t)cap * sizeof *mo) : NULL;
-        if (!mo) {
+        if (mo) b->msg_off = mo;
+        int64_t *po = mo ? realloc(b->plp_off, (size_t)cap * sizeof *po) : NULL;
+        if (po) b->plp_off = po;
+        if (!po) {
             LOG_E("engine: out of memory for events; an event of request %llu is lost",
                   (unsigned long long)id);
             return NULL;
         }
-        b->msg_off = mo, b->cap = cap;
+        b->cap = cap;
     }
     struct eng_event *v = &b->ev[b->n];
     memset(v, 0, sizeof *v);
     v->id = id, v->index = index, v->token = -1, v->stop_token = -1;
+    b->plp_off[b->n] = -1;
     b->msg_off[b->n++] = -1;
     return v;
+}
+
+/* Room for n more bytes in the text area, at an offset aligned for any field; -1 on ENOMEM. */
+static int64_t ebuf_text(struct ebuf *b, size_t n) {
+    size_t at = (b->n_text + 15) & ~(size_t)15;
+    if (at + n > b->cap_text) {
+        size_t cap = b->cap_text ? 2 * b->cap_text : 4096;
+        while (cap < at + n) cap *= 2;
+        char *t = realloc(b->text, cap);
+        if (!t) return -1;
+        b->text = t, b->cap_text = cap;
+    }
+    b->n_text = at + n;
+    return (int64_t)at;
+}
+
+/* Copies n prompt_logprobs entries into the last event's batch. */
+static void ebuf_prompt_logprobs(struct engine *en, const struct smp_logprobs *lp, int32_t n) {
+    struct ebuf *b = &en->eb;
+    int64_t at = ebuf_text(b, (size_t)n * sizeof *lp);
+    if (at < 0) {
+        LOG_E("engine: out of memory for %d prompt logprobs; they are lost", n);
+        return;
+    }
+    memcpy(b->text + at, lp, (size_t)n * sizeof *lp);
+    b->plp_off[b->n - 1] = at;
+    b->ev[b->n - 1].n_prompt_logprobs = n;
 }
 
 /* An ERROR event for id with msg (copied). */
@@ -145,6 +177,11 @@ static void publish(struct engine *en) {
         char *text = (char *)out + head + evb;
         memcpy(out->ev, b->ev, evb);
         if (b->n_text) memcpy(text, b->text, b->n_text);
+        for (int32_t i = 0; i < b->n; i++)
+            out->ev[i].prompt_logprobs =
+                b->plp_off[i] >= 0
+                    ? (const struct smp_logprobs *)(const void *)(text + b->plp_off[i])
+                    : NULL;
         for (int32_t i = 0; i < b->n; i++)
             out->ev[i].error = b->msg_off[i] >= 0                      ? text + b->msg_off[i]
                                : out->ev[i].finish == ENG_FINISH_ERROR ? "out of memory"
@@ -189,8 +226,6 @@ static void admit(struct engine *en, struct request *r) {
     else if (r->n_images > 0 && (!en->vision || !r->mm))
         rc = err_set(&e, VELA_EUNSUP, "image inputs need %s",
                      en->vision ? "their pixel values" : "the vision tower, which is not loaded");
-    else if (r->params.prompt_logprobs >= 0)
-        rc = err_set(&e, VELA_EUNSUP, "prompt_logprobs is not supported yet");
     if (rc == 0) rc = idmap_put(&en->live, id, -1, 2, &e); /* one sample until it forks */
     if (rc == 0) {
         rc = sched_add(en->sched, r, &e);
@@ -288,6 +323,9 @@ static void publish_tokens(struct engine *en, const struct sched_output *so) {
             memcpy(ev->top_ids, o->top_ids, sizeof ev->top_ids);
             memcpy(ev->top_logprobs, o->top_logprobs, sizeof ev->top_logprobs);
         }
+        int32_t n_plp = 0;
+        const struct smp_logprobs *plp = runner_item_prompt_logprobs(en->runner, so, i, &n_plp);
+        if (plp && n_plp > 0) ebuf_prompt_logprobs(en, plp, n_plp);
     }
 }
 
@@ -483,7 +521,7 @@ void eng_free(struct engine *en) {
     sched_free(en->sched);
     arena_deinit(&en->step);
     idmap_deinit(&en->live);
-    free(en->eb.ev), free(en->eb.msg_off), free(en->eb.text);
+    free(en->eb.ev), free(en->eb.msg_off), free(en->eb.plp_off), free(en->eb.text);
     free(en->sampled);
     free(en);
 }

@@ -10,7 +10,8 @@
  * event with finish ABORT and no token. A request that cannot run (refused at submission, a
  * failed forward or a non-finite logit) gets one final event with finish ERROR and a message
  * for the id as a whole, after which none of its samples reports again. Requests with n > 1
- * report each sample separately (index 0..n-1).
+ * report each sample separately (index 0..n-1). A request asking for prompt_logprobs gets
+ * them on its first token's event (computed over its whole prompt: it reads no prefix cache).
  *
  * Prompt token ids must lie inside the model's vocabulary: the frontend checks them, as vLLM's
  * input processor does. An id outside makes the forward of its step fail, and every request
@@ -28,6 +29,7 @@
 #define VELA_ENGINE_ENGINE_H
 
 #include "engine/params.h"
+#include "engine/sampler.h"
 #include "engine/sched.h"
 #include "util/err.h"
 #include "util/limits.h"
@@ -67,6 +69,11 @@ struct eng_event {
     int32_t n_top;
     int32_t top_ids[VELA_SP_MAX_LOGPROBS];
     float top_logprobs[VELA_SP_MAX_LOGPROBS];
+    /* prompt_logprobs (vLLM extension), on the first token's event of a request that asked:
+     * entry p is prompt token p + 1's (vLLM's None for token 0 is not stored), n_prompt - 1
+     * entries inside the batch; else NULL and 0 */
+    const struct smp_logprobs *prompt_logprobs;
+    int32_t n_prompt_logprobs;
 };
 
 /* One step's events, as one allocation (freed with eng_events_free). */

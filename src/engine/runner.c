@@ -5,8 +5,10 @@
  *   2. flatten the items into the batch arrays: item i's rows are its tokens
  *      tokens[n_computed, n_computed + n_new), at positions n_computed + j + delta in all three
  *      M-RoPE rows (text tokens), written to slot blocks[p / bs] * bs + p % bs;
- *   3. one lm_forward returning logits for the last row of each sampling item, in item order;
- *   4. one smp_sample over those rows.
+ *   3. one lm_forward returning logits for the last row of each sampling item, in item order,
+ *      then (prompt_logprobs) one row per prompt position of the requests that asked;
+ *   4. one smp_sample over the sampling rows; the prompt rows' log-softmax goes into the
+ *      request's state, handed out with its first token (runner_item_prompt_logprobs).
  * With images: before step 1 the step's encodes run (vit_forward, one image at a time) into
  * the image store; step 2 takes prompt positions from req->mm->pos and copies the store's
  * rows for placeholder tokens into the embeds override.
@@ -16,7 +18,9 @@
  *      sampler advances it only for tokens the scheduler appends), so a draw is a function of
  *      (seed, output position) alone: batching, chunking and preemption cannot change it;
  *   2. states[] slots are either live (in the map) or on the free list, never both;
- *   3. every batch array is sized for max_tokens rows / max_seqs sequences at runner_new;
+ *   3. every batch array is sized for max_tokens rows / max_seqs sequences at runner_new,
+ *      except the logits, which grow (once, to the largest step seen) when prompt_logprobs
+ *      rows are asked for;
  *   4. the image store holds exactly the encoder-cache entries that were encoded and not yet
  *      reported freed (runner_drop_done drops so->freed_images).
  * Thread: the engine thread only. */
@@ -37,6 +41,9 @@ struct rstate {
     struct smp_rng rng;
     int32_t delta;     /* M-RoPE decode offset (0 for text-only prompts) */
     int32_t next_free; /* free-list link while unused; -1 at the end */
+    /* prompt_logprobs: entry p is prompt token p + 1's, from position p's logits; owned,
+     * allocated at the first step of a request that asked (n_prompt - 1 entries) */
+    struct smp_logprobs *plp;
 };
 
 /* One encoded image's embedding rows. */
@@ -59,16 +66,22 @@ struct runner {
     int32_t block_size, max_blocks; /* max_blocks: block-table columns per sequence */
     int64_t vocab;
     /* batch arrays */
-    int32_t *ids;    /* (max_tokens) */
-    int32_t *pos;    /* (3, max_tokens); row stride = this step's n_tokens */
-    int32_t *slots;  /* (max_tokens) */
-    int32_t *qs;     /* (max_seqs + 1) */
-    int32_t *ncomp;  /* (max_seqs) */
-    int32_t *bt;     /* (max_seqs, max_blocks) */
-    int32_t *rows;   /* (max_seqs) logits rows: last row of each sampling item */
-    float *logits;   /* (max_seqs, vocab) */
-    int32_t *row_of; /* (max_seqs) item -> sampling row, -1 when the item does not sample */
-    int32_t *st_idx; /* (max_seqs) item -> index into states, this step */
+    int32_t *ids;   /* (max_tokens) */
+    int32_t *pos;   /* (3, max_tokens); row stride = this step's n_tokens */
+    int32_t *slots; /* (max_tokens) */
+    int32_t *qs;    /* (max_seqs + 1) */
+    int32_t *ncomp; /* (max_seqs) */
+    int32_t *bt;    /* (max_seqs, max_blocks) */
+    int32_t *rows;  /* (max_seqs + max_tokens) logits rows: the last row of each sampling
+                       item, then the prompt_logprobs rows (plp_*) */
+    float *logits;  /* (cap_logits, vocab): sampling rows first, then prompt_logprobs rows */
+    int32_t cap_logits;
+    int32_t n_sample;  /* sampling rows this step */
+    int32_t n_plp;     /* prompt_logprobs rows this step */
+    int32_t *plp_item; /* (max_tokens) item of each prompt_logprobs row */
+    int32_t *plp_pos;  /* (max_tokens) its prompt position */
+    int32_t *row_of;   /* (max_seqs) item -> sampling row, -1 when the item does not sample */
+    int32_t *st_idx;   /* (max_seqs) item -> index into states, this step */
     struct sampler *smp;
     struct smp_seq *seqs; /* (max_seqs) */
     struct smp_out *outs; /* (max_seqs) */
@@ -106,14 +119,18 @@ int runner_new(struct runner **out, struct lm *m, const struct runner_opts *o, s
     rn->qs = malloc((S + 1) * sizeof *rn->qs);
     rn->ncomp = malloc(S * sizeof *rn->ncomp);
     rn->bt = malloc(S * (size_t)rn->max_blocks * sizeof *rn->bt);
-    rn->rows = malloc(S * sizeof *rn->rows);
+    rn->rows = malloc((S + T) * sizeof *rn->rows);
     rn->logits = malloc(S * (size_t)rn->vocab * sizeof *rn->logits);
+    rn->cap_logits = o->max_seqs;
+    rn->plp_item = malloc(T * sizeof *rn->plp_item);
+    rn->plp_pos = malloc(T * sizeof *rn->plp_pos);
     rn->row_of = malloc(S * sizeof *rn->row_of);
     rn->st_idx = malloc(S * sizeof *rn->st_idx);
     rn->seqs = calloc(S, sizeof *rn->seqs);
     rn->outs = calloc(S, sizeof *rn->outs);
     if (!rn->ids || !rn->pos || !rn->slots || !rn->qs || !rn->ncomp || !rn->bt || !rn->rows ||
-        !rn->logits || !rn->row_of || !rn->st_idx || !rn->seqs || !rn->outs)
+        !rn->logits || !rn->row_of || !rn->st_idx || !rn->seqs || !rn->outs || !rn->plp_item ||
+        !rn->plp_pos)
         rc = err_set(e, VELA_ENOMEM, "runner: out of memory for %zu rows, %zu sequences", T, S);
     if (rc == 0) rc = smp_new(&rn->smp, o->max_seqs, rn->vocab, e);
     if (rc == 0) rc = idmap_init(&rn->map, 2 * (uint32_t)o->max_seqs, e);
@@ -129,7 +146,9 @@ void runner_free(struct runner *rn) {
     if (!rn) return;
     free(rn->ids), free(rn->pos), free(rn->slots), free(rn->qs), free(rn->ncomp);
     free(rn->bt), free(rn->rows), free(rn->logits), free(rn->row_of), free(rn->st_idx);
-    free(rn->seqs), free(rn->outs), free(rn->states);
+    free(rn->seqs), free(rn->outs), free(rn->plp_item), free(rn->plp_pos);
+    for (int32_t i = 0; i < rn->n_states; i++) free(rn->states[i].plp);
+    free(rn->states);
     for (int32_t i = 0; i < rn->n_imgs; i++) free(rn->imgs[i].rows);
     free(rn->imgs), free(rn->embeds), free(rn->emask);
     smp_free(rn->smp);
@@ -157,6 +176,7 @@ static struct rstate *state_of(struct runner *rn, const struct request *r, struc
             rn->states = ns, rn->cap_states = cap;
         }
         rn->states[rn->n_states].next_free = -1;
+        rn->states[rn->n_states].plp = NULL;
         rn->free_head = rn->n_states++;
     }
     int32_t k = rn->free_head;
@@ -280,6 +300,8 @@ void runner_drop_done(struct runner *rn, const struct sched_output *so) {
         if (!v) continue; /* finished before it ever ran (aborted while waiting) */
         int32_t k = (int32_t)*v;
         idmap_del(&rn->map, so->done[i].id, so->done[i].index);
+        free(rn->states[k].plp);
+        rn->states[k].plp = NULL;
         rn->states[k].next_free = rn->free_head;
         rn->free_head = k;
     }
@@ -345,6 +367,72 @@ static void fill_item(struct runner *rn, const struct sched_item *it, const stru
     rn->ncomp[i] = nc;
 }
 
+/* The prompt positions item it computes whose logits prompt_logprobs needs: [*lo, *hi), empty
+ * unless the request asked and has sampled nothing yet (its first token's event carries
+ * them; after a preemption with outputs they were delivered already). Position p's logits
+ * give prompt token p + 1's logprob, so the last prompt position has none. */
+static void plp_span(const struct sched_item *it, int32_t *lo, int32_t *hi) {
+    const struct request *r = it->req;
+    *lo = *hi = 0;
+    if (r->params.prompt_logprobs < 0 || req_n_output(r) > 0) return;
+    int32_t end =
+        it->n_computed + it->n_new < r->n_prompt - 1 ? it->n_computed + it->n_new : r->n_prompt - 1;
+    if (end > it->n_computed) *lo = it->n_computed, *hi = end;
+}
+
+/* Appends the prompt_logprobs rows behind the sampling rows (only requests that asked pay:
+ * an lm_head row each) and makes room for their logits. */
+static int plp_rows(struct runner *rn, const struct sched_output *so, struct err *e) {
+    int32_t k = 0;
+    for (int32_t i = 0; i < so->n_items; i++) {
+        int32_t lo, hi;
+        plp_span(&so->items[i], &lo, &hi);
+        if (lo == hi) continue;
+        const struct request *r = so->items[i].req;
+        struct rstate *st = &rn->states[rn->st_idx[i]];
+        if (!st->plp && !(st->plp = calloc((size_t)r->n_prompt - 1, sizeof *st->plp)))
+            return err_set(e, VELA_ENOMEM,
+                           "runner: out of memory for the prompt_logprobs of %d "
+                           "tokens",
+                           r->n_prompt);
+        for (int32_t p = lo; p < hi; p++, k++) {
+            rn->rows[rn->n_sample + k] = rn->qs[i] + p - so->items[i].n_computed;
+            rn->plp_item[k] = i, rn->plp_pos[k] = p;
+        }
+    }
+    rn->n_plp = k;
+    int32_t need = rn->n_sample + k;
+    if (need > rn->cap_logits) {
+        float *nl = realloc(rn->logits, (size_t)need * (size_t)rn->vocab * sizeof *nl);
+        if (!nl) return err_set(e, VELA_ENOMEM, "runner: out of memory for %d logits rows", need);
+        rn->logits = nl, rn->cap_logits = need;
+    }
+    return 0;
+}
+
+/* Log-softmax of each prompt_logprobs row, for the prompt token that follows it. */
+static void plp_fill(struct runner *rn, const struct sched_output *so) {
+    for (int32_t k = 0; k < rn->n_plp; k++) {
+        const struct request *r = so->items[rn->plp_item[k]].req;
+        struct rstate *st = &rn->states[rn->st_idx[rn->plp_item[k]]];
+        int32_t p = rn->plp_pos[k];
+        const float *x = rn->logits + (size_t)(rn->n_sample + k) * (size_t)rn->vocab;
+        smp_logprobs_of(x, rn->vocab, r->tokens[p + 1], r->params.prompt_logprobs, &st->plp[p]);
+    }
+}
+
+const struct smp_logprobs *runner_item_prompt_logprobs(const struct runner *rn,
+                                                       const struct sched_output *so, int32_t i,
+                                                       int32_t *n) {
+    *n = 0;
+    if (i < 0 || i >= so->n_items || i >= rn->o.max_seqs || rn->row_of[i] < 0) return NULL;
+    const struct request *r = so->items[i].req;
+    const struct rstate *st = &rn->states[rn->st_idx[i]];
+    if (r->params.prompt_logprobs < 0 || req_n_output(r) > 1 || !st->plp) return NULL;
+    *n = r->n_prompt - 1;
+    return st->plp;
+}
+
 /* Steps 1-2: the batch; rn->row_of and the sampler inputs for sampling items. States are
  * all looked up (and created) first: creating one may move the states array, and the
  * sampler inputs point into it. */
@@ -385,6 +473,10 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
         rn->row_of[i] = n_logits++;
     }
     rn->qs[so->n_items] = row;
+    rn->n_sample = n_logits;
+    int rc = plp_rows(rn, so, e);
+    if (rc != 0) return rc;
+    n_logits += rn->n_plp;
     *b = (struct lm_batch){.n_tokens = row,
                            .token_ids = rn->ids,
                            .positions = rn->pos,
@@ -412,7 +504,10 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     if (rc == 0) rc = encode_step(rn, so, e);
     if (rc == 0) rc = build(rn, so, &b, e);
     if (rc == 0) rc = lm_forward(rn->m, &b, rn->logits, e);
-    if (rc != 0 || b.n_logits == 0) return rc;
+    if (rc != 0) return rc;
+    plp_fill(rn, so);
+    b.n_logits = rn->n_sample;
+    if (b.n_logits == 0) return 0;
     /* a per-sequence failure leaves the others sampled; only a refused batch fails all */
     struct err se = {0};
     rn->outs[0].rc = 1; /* smp_sample sets every rc unless it refuses the whole batch */

@@ -58,6 +58,15 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
  * NULL when item i did not sample. Valid until the next runner_execute. */
 const struct smp_out *runner_item_out(const struct runner *rn, int32_t i);
 
+/* prompt_logprobs of item i of the last executed step so (vLLM's extension): entry p holds
+ * prompt token p + 1's logprob, rank and top ids from position p's raw logits, for every
+ * p in [0, *n = n_prompt - 1). Non-NULL only when item i sampled its request's first token
+ * in that step, i.e. with the first token's event (the whole prompt was computed by then:
+ * prefix-cache hits are off for such requests). Valid until the request is dropped. */
+const struct smp_logprobs *runner_item_prompt_logprobs(const struct runner *rn,
+                                                       const struct sched_output *so, int32_t i,
+                                                       int32_t *n);
+
 /* Attaches vision tower v (borrowed; it must outlive the runner, on the lm's backend thread;
  * its output width must be the lm's hidden size). VELA_ENOMEM. */
 int runner_set_vit(struct runner *rn, struct vit *v, struct err *e);

@@ -189,6 +189,20 @@ static double raw_top(const float *x, int64_t V, int32_t n, struct smp_out *o) {
     return lse;
 }
 
+void smp_logprobs_of(const float *x, int64_t V, int32_t token, int32_t k, struct smp_logprobs *o) {
+    struct smp_out t;
+    double lse = raw_top(x, V, k, &t);
+    o->logprob = (float)((double)x[token] - lse);
+    int32_t rank = 0;
+    for (int64_t i = 0; i < V; i++) rank += x[i] >= x[token];
+    o->rank = rank;
+    o->n_top = t.n_top;
+    for (int32_t j = 0; j < VELA_SP_MAX_LOGPROBS; j++) {
+        o->top_ids[j] = j < t.n_top ? t.top_ids[j] : -1;
+        o->top_logprobs[j] = j < t.n_top ? t.top_logprobs[j] : 0.0f;
+    }
+}
+
 /* ------------------------------------------------------------------ steps 2-4 */
 
 static void apply_min_tokens(float *row, int64_t V, const struct smp_seq *q) {

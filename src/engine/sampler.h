@@ -79,6 +79,19 @@ struct smp_out {
     struct err err;
 };
 
+/* Raw logprobs of one position (prompt_logprobs): the same figures as smp_out's. */
+struct smp_logprobs {
+    float logprob; /* log_softmax of the given token */
+    int32_t rank;  /* 1-based: ids whose logit is >= the token's */
+    int32_t n_top;
+    int32_t top_ids[VELA_SP_MAX_LOGPROBS]; /* most likely first; equal logits: lower id first */
+    float top_logprobs[VELA_SP_MAX_LOGPROBS];
+};
+
+/* Fills *o for token (in [0, V)) and the k (0..VELA_SP_MAX_LOGPROBS) most likely ids of the raw
+ * logits row x (V), exactly as smp_sample reports a sampled token's logprobs. Any thread. */
+void smp_logprobs_of(const float *x, int64_t V, int32_t token, int32_t k, struct smp_logprobs *o);
+
 /* Seeds r for a request: params->seed when has_seed, else a value mixed from the engine seed
  * (--seed) and a per-request key (e.g. an FNV hash of the request id and the sample index). */
 void smp_rng_init(struct smp_rng *r, const struct sampling_params *p, uint64_t engine_seed,

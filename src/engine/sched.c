@@ -10,7 +10,8 @@
  *      blocks preempts the newest running request (possibly itself, which ends the running
  *      pass); a waiting request short of blocks waits (FCFS: later ones wait too);
  *   3. waiting requests first look up the longest cached prefix of full blocks, at most
- *      (n_tokens - 1) / block_size of them, so at least one token is computed for logits.
+ *      (n_tokens - 1) / block_size of them, so at least one token is computed for logits
+ *      (none for requests asking for prompt_logprobs, which need every position's logits).
  * No waiting request is admitted in a step that preempted (as vLLM: it would thrash).
  *
  * Invariants (sched_check_ex in sched_check.c):
@@ -296,9 +297,11 @@ static bool step_running(struct sched *s, struct request *r, int32_t *budget, in
 }
 
 /* Longest run of cached full blocks at the start of r, leaving >= 1 token to compute. Writes
- * their ids to r->blocks without taking references. */
+ * their ids to r->blocks without taking references. A request asking for prompt_logprobs
+ * reads no cache (vLLM's skip_reading_prefix_cache): it needs logits for every prompt
+ * position; its blocks are still registered for others. */
 static int32_t prefix_lookup(struct sched *s, struct request *r) {
-    if (!s->bp.prefix_caching) return 0;
+    if (!s->bp.prefix_caching || r->params.prompt_logprobs >= 0) return 0;
     int32_t bs = s->cfg.block_size, n_full = (r->n_tokens - 1) / bs, ib = 0;
     for (; ib < n_full; ib++) {
         sched_ensure_hashes(s, r, ib + 1);

@@ -85,6 +85,12 @@
 #define VELA_SP_MAX_LOGPROBS 20
 /* n (parallel samples): OpenAI allows up to 128. */
 #define VELA_SP_MAX_N 128
+/* Stop strings per request (engine/stop.c): OpenAI accepts at most 4; vLLM takes any list,
+ * and every list is scanned after each token, so 16 keeps that scan small. */
+#define VELA_STOP_MAX_STRINGS 16
+/* Bytes per stop string: real ones are a word or a tag; the held-back text of a stream is
+ * at most this minus one, so 256 also bounds what a client waits for. */
+#define VELA_STOP_MAX_BYTES 256
 
 /* Engine (engine/sched.c, block_pool.c, encoder_cache.c). */
 /* Tokens per request record: a 128K context plus headroom; bounds the token array a request

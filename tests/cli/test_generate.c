@@ -1,8 +1,8 @@
 /* Tests for `vela generate` (src/cli/cmd_generate.c), run as a process ($VELA_BIN): on the
  * tiny model, greedy generation on the FP32 path prints exactly the text of the reference's
  * greedy continuation (tests/fixtures/lm/tiny.safetensors, detokenized here) and a timing
- * line; --chat runs; sampling with a seed is reproducible; bad prompts and flags fail with
- * a message. */
+ * line; --stop cuts the text as vLLM does; --chat runs; sampling with a seed is reproducible; bad
+ * prompts and flags fail with a message. */
 #include "model/generator.h"
 #include "model/presets.h"
 #include "model/safetensors.h"
@@ -92,6 +92,58 @@ static void test_greedy_matches_reference(void) {
     st_close(f);
 }
 
+/* --stop: a 3-byte piece of the greedy text (printable ASCII, no quote) cuts the output right
+ * before its first occurrence, or right after it with --include-stop-str-in-output, and
+ * generation ends early; an empty stop string is refused. */
+static void test_stop(void) {
+    struct err e = {0};
+    struct st_file *f = NULL;
+    struct tokenizer *tok = NULL;
+    char model[4300];
+    snprintf(model, sizeof model, "%s/tiny", g_dir);
+    int rc = st_open(&f, t_src("tests/fixtures/lm/tiny.safetensors"), &e);
+    if (rc == 0) rc = tok_load(model, &tok, &e);
+    T_RC(rc, &e);
+    const struct st_tensor *g = f ? st_file_find(f, "greedy_0") : NULL;
+    struct tok_text want = {0};
+    if (rc == 0 && g) T_RC(tok_decode(tok, g->data, g->n_elems, true, &want, &e), &e);
+    size_t at = 0;
+    for (size_t i = want.n / 2; want.p && at == 0 && i + 3 <= want.n; i++) {
+        bool ok = true;
+        for (size_t j = i; j < i + 3; j++)
+            ok = ok && want.p[j] > ' ' && want.p[j] < 127 && want.p[j] != '\'' && want.p[j] != '\\';
+        if (ok) at = i;
+    }
+    T_CHECK_(at > 0, "no ASCII piece in the greedy text [%s]", want.p ? want.p : "");
+    if (at > 0) {
+        char stop[4] = {want.p[at], want.p[at + 1], want.p[at + 2], 0};
+        size_t first = (size_t)(strstr(want.p, stop) - want.p);
+        static char out[1 << 16], errb[1 << 14];
+        char args[5000];
+        for (int inc = 0; inc < 2; inc++) {
+            snprintf(
+                args, sizeof args,
+                "generate --model '%s' --prompt 'Hello world, this is a test.' --max-tokens 32 "
+                "--temperature 0 --repetition-penalty 1 --ignore-eos --kv-cache-dtype f32 "
+                "--threads 2 --stop zzzzqqq --stop '%s'%s",
+                model, stop, inc ? " --include-stop-str-in-output" : "");
+            setenv("VELA_CPU_ISA", "portable", 1);
+            T_EQ(run_vela(args, out, sizeof out, errb, sizeof errb), 0);
+            unsetenv("VELA_CPU_ISA");
+            size_t n = first + (inc ? 3 : 0);
+            T_CHECK_(strlen(out) == n + 1 && memcmp(out, want.p, n) == 0 && out[n] == '\n',
+                     "stop '%s' (include %d): got [%s] from [%s]", stop, inc, out, want.p);
+            T_OK(strstr(errb, "generation: 32 tokens") == NULL);
+        }
+        snprintf(args, sizeof args, "generate --model '%s' --prompt x --stop ''", model);
+        T_EQ(run_vela(args, out, sizeof out, errb, sizeof errb), 1);
+        T_OK(strstr(errb, "stop[0] is empty") != NULL);
+    }
+    tok_text_free(&want);
+    tok_free(tok);
+    st_close(f);
+}
+
 static void test_sampling_and_chat(void) {
     static char o1[1 << 16], o2[1 << 16], errb[1 << 14];
     char args[5000];
@@ -160,6 +212,7 @@ static void test_nan_logits(void) {
 int main(void) {
     if (setup()) {
         T_RUN(test_greedy_matches_reference);
+        T_RUN(test_stop);
         T_RUN(test_sampling_and_chat);
         T_RUN(test_errors);
         T_RUN(test_nan_logits);

@@ -4,6 +4,7 @@
  *     of the transformers reference's 32 greedy tokens (tests/fixtures/vlm, detokenized
  *     here), at the reference's pixel budget;
  *   - a small prefill chunk (placeholders over several chunks) prints the same text;
+ *   - --stop cuts the text and aborts the engine request early;
  *   - errors with a message: an unreadable file, a truncated image, an aspect ratio over 200,
  *     an empty --video-frames entry, a model without a vision tower is not needed here. */
 #include "model/generator.h"
@@ -107,6 +108,39 @@ static void test_reference(void) {
     check_run(frames, "What happens?", "", 3);
 }
 
+/* --stop on the engine path: the hit aborts the request (solo_run), the text is cut before
+ * the first occurrence of a 3-byte piece of the reference text, and fewer than 32 tokens run. */
+static void test_stop(void) {
+    static char out[1 << 16], errb[1 << 14];
+    const char *p = t_shared("testdata/images/chelsea.png");
+    struct tok_text want = {0};
+    if (!p || want_text(0, &want) != 0) return;
+    size_t at = 0;
+    for (size_t i = want.n / 2; at == 0 && i + 3 <= want.n; i++) {
+        bool ok = true;
+        for (size_t j = i; j < i + 3; j++)
+            ok = ok && want.p[j] > ' ' && want.p[j] < 127 && want.p[j] != '\'' && want.p[j] != '\\';
+        if (ok) at = i;
+    }
+    T_CHECK_(at > 0, "no ASCII piece in the reference text [%s]", want.p);
+    if (at > 0) {
+        char stop[4] = {want.p[at], want.p[at + 1], want.p[at + 2], 0}, args[9000];
+        size_t first = (size_t)(strstr(want.p, stop) - want.p);
+        snprintf(args, sizeof args,
+                 "generate --model '%s/tiny' --image '%s' --prompt 'Describe this image.' "
+                 "--max-tokens 32 --temperature 0 --repetition-penalty 1 --ignore-eos "
+                 "--kv-cache-dtype f32 --threads 1 --min-pixels 3136 --max-pixels 12544 "
+                 "--stop '%s'",
+                 g_dir, p, stop);
+        T_EQ(run_vela(args, out, sizeof out, errb, sizeof errb), 0);
+        T_CHECK_(strlen(out) == first + 1 && memcmp(out, want.p, first) == 0 && out[first] == '\n',
+                 "stop '%s': got [%s] from [%s]", stop, out, want.p);
+        T_OK(strstr(errb, "generation of 32 tokens") == NULL);
+        T_OK(strstr(errb, "generation of ") != NULL);
+    }
+    tok_text_free(&want);
+}
+
 /* A 1 x 201 PNG: aspect ratio 201. */
 static int write_thin_png(const char *path) {
     png_image im;
@@ -147,6 +181,7 @@ static void test_errors(void) {
 int main(void) {
     if (setup()) {
         T_RUN(test_reference);
+        T_RUN(test_stop);
         T_RUN(test_errors);
     }
     return t_done();
