@@ -1,0 +1,45 @@
+/* sample: greedy sampling on the CUDA backend: one thread block per logits row finds the
+ * lowest index of the largest value (torch.argmax's tie rule, as engine/sampler.c's
+ * argmax_row: NaN and -inf never win; -1 when nothing beats -inf), so only ids cross to the
+ * host. Owner thread of the stream. */
+#include "backend/cuda/kern_common.cuh"
+
+#define ARGMAX_THREADS 256
+
+/* (v, i) wins over (bv, bi): a real index beats none, a larger value wins, ties go low. */
+static __device__ __forceinline__ bool better(float v, int32_t i, float bv, int32_t bi) {
+    if (i < 0) return false;
+    if (bi < 0) return true;
+    return v > bv || (v == bv && i < bi);
+}
+
+static __global__ void argmax_kernel(int32_t *ids, struct kmat logits, int64_t cols) {
+    __shared__ float sv[ARGMAX_THREADS / 32];
+    __shared__ int32_t si[ARGMAX_THREADS / 32];
+    int64_t r = blockIdx.x;
+    float bv = -INFINITY;
+    int32_t bi = -1;
+    for (int64_t c = threadIdx.x; c < cols; c += ARGMAX_THREADS) {
+        float v = k_ld(logits, r, c);
+        if (v > bv) bv = v, bi = (int32_t)c; /* strictly: -inf and NaN never taken */
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (better(ov, oi, bv, bi)) bv = ov, bi = oi;
+    }
+    if ((threadIdx.x & 31) == 0) sv[threadIdx.x / 32] = bv, si[threadIdx.x / 32] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < ARGMAX_THREADS / 32; w++)
+            if (better(sv[w], si[w], bv, bi)) bv = sv[w], bi = si[w];
+        ids[r] = bi;
+    }
+}
+
+extern "C" cudaError_t kl_argmax(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows,
+                                 int64_t cols) {
+    if (rows > 0x7fffffff) return cudaErrorInvalidValue;
+    argmax_kernel<<<(unsigned)rows, ARGMAX_THREADS, 0, s>>>(ids, logits, cols);
+    return cudaGetLastError();
+}
