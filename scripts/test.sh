@@ -9,6 +9,7 @@ export VELA_SHARED_DIR="${VELA_SHARED_DIR:-$(cd .. && pwd)/shared}"
 
 pass=0
 fail=0
+skip=0
 status=0
 
 run_suite() { # name build-dir cmake-args...
@@ -37,8 +38,12 @@ run_suite() { # name build-dir cmake-args...
     fi
     failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
     total=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/')
-    pass=$((pass + total - failed))
+    # ctest counts a skipped test (exit 77) as not failed; report it as skipped, never as passed.
+    local skipped
+    skipped=$(grep -c '(Skipped)' "$log" || true)
+    pass=$((pass + total - failed - skipped))
     fail=$((fail + failed))
+    skip=$((skip + skipped))
     [ "$rc" -eq 0 ] || status=1
 }
 
@@ -54,5 +59,5 @@ else
     fail=$((fail + 1)); status=1
 fi
 
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 exit $status
