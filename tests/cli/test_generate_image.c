@@ -12,6 +12,7 @@
 #include "model/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "t.h"
+#include "cli_fixture.h"
 
 #include <png.h>
 #include <stdint.h>
@@ -19,42 +20,13 @@
 
 static char g_dir[4200];
 
-/* Runs `$VELA_BIN args`; stdout to out, stderr to errbuf (each NUL-terminated). */
+/* Runs `$VELA_BIN args` on the FP32 path; stdout to out, stderr to errbuf. */
 static int run_vela(const char *args, char *out, size_t cap, char *errbuf, size_t ecap) {
-    const char *bin = getenv("VELA_BIN");
-    out[0] = errbuf[0] = '\0';
-    char cmd[12000], epath[4400];
-    snprintf(epath, sizeof epath, "%s/stderr.txt", g_dir);
-    snprintf(cmd, sizeof cmd, "VELA_CPU_ISA=portable '%s' %s 2>'%s'", bin, args, epath);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    FILE *f = fopen(epath, "rb");
-    if (f) {
-        n = fread(errbuf, 1, ecap - 1, f);
-        errbuf[n] = '\0';
-        fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return cli_run(g_dir, "VELA_CPU_ISA=portable", args, out, cap, errbuf, ecap);
 }
 
 static bool setup(void) {
-    if (!getenv("VELA_BIN")) {
-        T_SKIP("VELA_BIN not set: CLI cases not run");
-        return false;
-    }
-    const char *tmp = t_tmpdir("generate_image");
-    if (!tmp) return false;
-    snprintf(g_dir, sizeof g_dir, "%s", tmp);
-    char model[4300];
-    snprintf(model, sizeof model, "%s/tiny", g_dir);
-    struct err e = {0};
-    struct gen_options o = {.seed = 0, .n_threads = 2};
-    int rc = gen_model_write(preset_find("tiny"), model, &o, NULL, &e);
-    T_RC(rc, &e);
-    return rc == 0;
+    return cli_setup_tiny("generate_image", g_dir, sizeof g_dir);
 }
 
 /* The reference text of fixture prompt i. */
