@@ -20,45 +20,7 @@ static float r16(float v) {
     return bf16_to_f32(f32_to_bf16(v));
 }
 
-static struct be_buffer *g_bufs[16];
-static int g_nbufs;
-
-static struct tensor mk(struct be *b, enum be_dtype dt, int64_t rows, int64_t cols,
-                        const float *v) {
-    struct err e = {0};
-    struct tensor t = {0};
-    size_t n = (size_t)(rows * cols);
-    struct be_buffer *buf = NULL;
-    T_RC(be_buffer_new(b, BE_BUF_COMPUTE, n * be_dtype_size(dt), &buf, &e), &e);
-    g_bufs[g_nbufs++] = buf;
-    int64_t shape[2] = {rows, cols};
-    T_RC(be_tensor_init(&t, buf, 0, dt, 2, shape, &e), &e);
-    void *h = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) {
-        if (dt == BE_BF16)
-            ((uint16_t *)h)[i] = f32_to_bf16(v[i]);
-        else
-            ((float *)h)[i] = v[i];
-    }
-    T_RC(be_tensor_write(b, &t, h, n * be_dtype_size(dt), &e), &e);
-    free(h);
-    return t;
-}
-
-static void get(struct be *b, const struct tensor *t, float *out) {
-    struct err e = {0};
-    size_t n = (size_t)be_tensor_nelems(t);
-    void *h = malloc(n * 4);
-    T_RC(be_tensor_read(b, t, h, n * be_dtype_size(t->dtype), &e), &e);
-    for (size_t i = 0; i < n; i++)
-        out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-}
-
-static void free_bufs(void) {
-    for (int i = 0; i < g_nbufs; i++) be_buffer_free(g_bufs[i]);
-    g_nbufs = 0;
-}
+#include "be_fixture.h"
 
 /* The reference: rotate every head of every row of x [n, nh*hd] in place. The position row
  * of frequency j comes from the section table (t for the first sec[0], then h, then w). */
