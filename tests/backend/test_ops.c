@@ -1,7 +1,9 @@
 /* Tests for the backend's non-matmul ops (rms_norm, silu_mul, add, embed) against plain-C
- * references, and for tensor bookkeeping (bounds, views, host copies, borrowed weights). */
+ * references, the SIMD elementwise kernels (vec.h) against the portable ones, and tensor
+ * bookkeeping (bounds, views, host copies, borrowed weights). */
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
+#include "backend/cpu/vec.h"
 #include "util/bf16.h"
 #include "t.h"
 
@@ -164,6 +166,119 @@ static void test_silu_mul(void) {
     fix_deinit(&f);
 }
 
+/* One SIMD vec_ops table against the portable one, on random rows of awkward lengths with
+ * values far outside exp's range mixed in. Below -88 libm gives silu = -0 and the SIMD
+ * path about x / exp(88) (~1e-36): the 1e-20 floor in the relative error treats both as 0. */
+static void check_vec_path(const struct vec_ops *v, const struct vec_ops *ref) {
+    static const int64_t lens[] = {1, 7, 8, 15, 16, 17, 31, 63, 64, 65, 129, 896, 1001};
+    static const float edge[] = {100.0f, -100.0f, 88.0f, -88.0f, 88.5f,   -88.5f, 87.9f,
+                                 -87.9f, 0.0f,    -0.0f, 1e-20f, -1e-20f, 30.0f,  -30.0f};
+    enum { NMAX = 1001 };
+    float *g = malloc(NMAX * sizeof *g), *u = malloc(NMAX * sizeof *u);
+    float *y1 = malloc(NMAX * sizeof *y1), *y2 = malloc(NMAX * sizeof *y2);
+    double worst_silu = 0, worst_ss = 0;
+    int add_exact = 1, scale_exact = 1, big_exact = 1;
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        int64_t n = lens[k];
+        for (int64_t i = 0; i < n; i++) {
+            g[i] = i % 5 == 3 ? edge[(size_t)(i + (int64_t)k) % (sizeof edge / sizeof edge[0])]
+                              : frand() * 8;
+            u[i] = frand();
+        }
+        ref->silu_mul(y1, g, u, n);
+        v->silu_mul(y2, g, u, n);
+        for (int64_t i = 0; i < n; i++) {
+            worst_silu = fmax(worst_silu, fabs((double)y2[i] - y1[i]) / (fabs(y1[i]) + 1e-20));
+            if (g[i] > 88.0f && y2[i] != g[i] * u[i]) big_exact = 0; /* silu(x) = x */
+        }
+        ref->add(y1, g, u, n);
+        v->add(y2, g, u, n);
+        for (int64_t i = 0; i < n; i++) add_exact &= y1[i] == y2[i];
+        double s1 = ref->sumsq(u, n), s2 = v->sumsq(u, n);
+        worst_ss = fmax(worst_ss, fabs(s2 - s1) / s1);
+        ref->scale_mul(y1, g, 0.37f, u, n);
+        v->scale_mul(y2, g, 0.37f, u, n);
+        for (int64_t i = 0; i < n; i++) scale_exact &= y1[i] == y2[i];
+        /* In place: y aliasing the gate. */
+        memcpy(y2, g, (size_t)n * sizeof *g);
+        v->silu_mul(y2, y2, u, n);
+        ref->silu_mul(y1, g, u, n);
+        for (int64_t i = 0; i < n; i++)
+            worst_silu = fmax(worst_silu, fabs((double)y2[i] - y1[i]) / (fabs(y1[i]) + 1e-20));
+    }
+    fprintf(stderr, "  vec %s: silu worst rel %.3g, sumsq worst rel %.3g\n", v->name, worst_silu,
+            worst_ss);
+    T_NEAR(worst_silu, 0, 1e-6);
+    T_NEAR(worst_ss, 0, 1e-6);
+    T_OK(add_exact);
+    T_OK(scale_exact);
+    T_OK(big_exact);
+    free(g), free(u), free(y1), free(y2);
+}
+
+static void test_vec_paths(void) {
+    const struct vec_ops *ref = vec_ops_get(CPU_ISA_PORTABLE);
+    T_OK(ref != NULL);
+    T_OK(vec_ops_get(CPU_ISA_AUTO) != NULL);
+    int n = 0;
+    const enum cpu_isa isas[] = {CPU_ISA_AVX2, CPU_ISA_AVX512};
+    for (size_t i = 0; i < 2; i++) {
+        const struct vec_ops *v = vec_ops_get(isas[i]);
+        if (!v) {
+            fprintf(stderr, "  vec %s: not supported here\n", cpu_isa_name(isas[i]));
+            continue;
+        }
+        check_vec_path(v, ref);
+        n++;
+    }
+    if (n == 0) T_SKIP("no SIMD elementwise path on this CPU");
+}
+
+/* The ops on the portable path and on the fastest one, on rows longer than the BF16 staging
+ * chunk (odd length), F32 and BF16 tensors mixed: the dispatch and staging in act.c/norm.c. */
+static void run_wide(enum cpu_isa isa, const float *xv, const float *gv, float out[5][3 * 601]) {
+    enum { R = 3, D = 601 };
+    struct fix f;
+    struct err e = {0};
+    memset(&f, 0, sizeof f);
+    struct be_cpu_opts o = be_cpu_opts_default(2);
+    o.isa = isa;
+    T_RC(be_cpu_new_opts(&f.b, &o, &e), &e);
+    struct tensor xb = mk(&f, BE_BF16, R, D, xv), xf = mk(&f, BE_F32, R, D, xv);
+    struct tensor g = mk(&f, BE_BF16, 1, D, gv);
+    struct tensor yf = mk(&f, BE_F32, R, D, NULL), yb = mk(&f, BE_BF16, R, D, NULL);
+    T_RC(be_rms_norm(f.b, &yf, &xb, &g, 1e-6f, &e), &e);
+    get(&f, &yf, out[0]);
+    T_RC(be_rms_norm(f.b, &yb, &xf, &g, 1e-6f, &e), &e);
+    get(&f, &yb, out[1]);
+    T_RC(be_silu_mul(f.b, &yb, &xb, &xf, &e), &e);
+    get(&f, &yb, out[2]);
+    T_RC(be_silu_mul(f.b, &yf, &xf, &xb, &e), &e);
+    get(&f, &yf, out[3]);
+    T_RC(be_add(f.b, &xb, &xb, &xf, &e), &e);
+    get(&f, &xb, out[4]);
+    fix_deinit(&f);
+}
+
+static void test_wide_rows_paths(void) {
+    enum { R = 3, D = 601 };
+    static float xv[R * D], gv[D], a[5][R * D], b[5][R * D];
+    for (int i = 0; i < R * D; i++) xv[i] = rbf(frand() * 6);
+    for (int i = 0; i < D; i++) gv[i] = rbf(frand());
+    run_wide(CPU_ISA_PORTABLE, xv, gv, a);
+    run_wide(CPU_ISA_AUTO, xv, gv, b);
+    double w[5] = {0};
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < R * D; i++)
+            w[k] = fmax(w[k], fabs((double)b[k][i] - a[k][i]) / (fabs(a[k][i]) + 1e-3));
+    T_NEAR(w[0], 0, 1e-6);      /* F32 output */
+    T_NEAR(w[1], 0, 1.0 / 128); /* BF16 outputs: at most one rounding flip */
+    T_NEAR(w[2], 0, 1.0 / 128);
+    T_NEAR(w[3], 0, 1e-6);
+    T_NEAR(w[4], 0, 0); /* add is exact on every path */
+    T_OK(a[3][R * D - 1] != 0.0f || b[3][R * D - 1] != 0.0f);
+}
+
 static void test_add(void) {
     struct fix f;
     fix_init(&f);
@@ -316,6 +431,8 @@ int main(void) {
     T_RUN(test_rms_norm);
     T_RUN(test_silu_mul);
     T_RUN(test_add);
+    T_RUN(test_vec_paths);
+    T_RUN(test_wide_rows_paths);
     T_RUN(test_embed);
     T_RUN(test_tensor_bookkeeping);
     return t_done();

@@ -1,40 +1,60 @@
 /* norm: RMSNorm on the CPU, FP32 math, rows split over the thread pool.
  *
- * Matches Qwen2RMSNorm: the mean of squares is taken in FP32 or better (here a double sum,
- * so the result does not depend on the row length's summation order), x · rsqrt(mean + eps)
- * in FP32, then the gain. With a BF16 output the normalized value is rounded to BF16 before
- * the gain multiplies it, as the reference's cast order does (spec 10.2 item 8); with an F32
- * output there is no rounding at all.
+ * Matches Qwen2RMSNorm: the mean of squares is taken in FP32 or better (the vec.h kernels: a
+ * double sum on the portable path, many FP32 partial sums added in double on the SIMD paths),
+ * x · rsqrt(mean + eps) in FP32, then the gain. With a BF16 output the normalized value is
+ * rounded to BF16 before the gain multiplies it, as the reference's cast order does (spec 10.2
+ * item 8); with an F32 output there is no rounding at all.
+ * BF16 rows are staged through F32 buffers of NORM_CHUNK elements (rowio.h).
  * Invariant: a row's sum is complete before any of it is written, so y may alias x; each
  * pool thread owns whole rows. Owner thread only (fans out internally). */
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/rowio.h"
+#include "backend/cpu/vec.h"
 #include "util/bf16.h"
 
 #include <math.h>
 
 /* Rows per thread below which the pool is not woken: a few microseconds of work. */
 #define NORM_MIN_ROWS 8
+/* Elements staged per step for BF16 rows: 3 x 1 KB of stack. */
+#define NORM_CHUNK 256
 
 struct norm_args {
     const struct tensor *y, *x, *gain;
     float eps;
+    const struct vec_ops *v;
 };
+
+static double row_sumsq(const struct norm_args *a, int64_t r, int64_t cols, float *buf) {
+    if (a->x->dtype == BE_F32) /* one call over the whole row, in place */
+        return a->v->sumsq((const float *)be_tensor_addr(a->x, r, 0), cols);
+    double ss = 0.0;
+    for (int64_t c = 0; c < cols; c += NORM_CHUNK) {
+        int64_t n = cols - c < NORM_CHUNK ? cols - c : NORM_CHUNK;
+        ss += a->v->sumsq(rowio_in(a->x, r, c, n, buf), n);
+    }
+    return ss;
+}
 
 static void norm_rows(void *arg, int64_t r0, int64_t r1) {
     const struct norm_args *a = arg;
     int64_t cols = be_tensor_cols(a->x);
     bool round_first = a->y->dtype == BE_BF16;
+    float xb[NORM_CHUNK], gb[NORM_CHUNK], yb[NORM_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
-        double ss = 0.0;
-        for (int64_t i = 0; i < cols; i++) {
-            float v = cpu_get_f32(a->x, r, i);
-            ss += (double)v * v;
-        }
+        double ss = row_sumsq(a, r, cols, xb);
         float inv = 1.0f / sqrtf((float)(ss / (double)cols) + a->eps);
-        for (int64_t i = 0; i < cols; i++) {
-            float v = cpu_get_f32(a->x, r, i) * inv;
-            if (round_first) v = bf16_to_f32(f32_to_bf16(v));
-            cpu_set_f32(a->y, r, i, v * cpu_get_f32(a->gain, 0, i));
+        for (int64_t c = 0; c < cols; c += NORM_CHUNK) {
+            int64_t n = cols - c < NORM_CHUNK ? cols - c : NORM_CHUNK;
+            const float *x = rowio_in(a->x, r, c, n, xb);
+            const float *g = rowio_in(a->gain, 0, c, n, gb);
+            if (round_first) {
+                for (int64_t i = 0; i < n; i++) yb[i] = bf16_to_f32(f32_to_bf16(x[i] * inv)) * g[i];
+            } else {
+                a->v->scale_mul(rowio_out(a->y, r, c, yb), x, inv, g, n);
+            }
+            rowio_store(a->y, r, c, n, yb);
         }
     }
 }
@@ -42,7 +62,9 @@ static void norm_rows(void *arg, int64_t r0, int64_t r1) {
 int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
                  float eps, struct err *e) {
     (void)e;
-    struct norm_args a = {.y = y, .x = x, .gain = gain, .eps = eps};
+    const struct vec_ops *v = vec_ops_get(((const struct be_cpu *)b)->isa);
+    struct norm_args a = {
+        .y = y, .x = x, .gain = gain, .eps = eps, .v = v ? v : vec_ops_get(CPU_ISA_PORTABLE)};
     cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(x), NORM_MIN_ROWS, norm_rows, &a);
     return 0;
 }
