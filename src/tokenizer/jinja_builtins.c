@@ -209,15 +209,7 @@ int jb_replace(struct jctx *c, struct jval s, struct jval old, struct jval new_,
         }
     }
     if (rc == 0) rc = jbuf_put(c, &b, s.u.s + i, s.n - i);
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 int jb_split(struct jctx *c, struct jval s, const struct jval *sep, int64_t maxsplit,
@@ -276,15 +268,7 @@ int jb_join(struct jctx *c, struct jval seq, struct jval sep, const struct jval 
         if (rc == 0 && attr) rc = jget_item(c, v, *attr, &v);
         if (rc == 0) rc = jv_write_str(c, &b, v);
     }
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 /* ---------------------------------------------------------------- argument helpers */
@@ -364,15 +348,7 @@ static int str_format(struct jctx *c, struct jval s, const struct jval *a, size_
         }
     }
     if (rc == 0) rc = jbuf_put(c, &b, s.u.s + run, s.n - run);
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 static int call_str_method(struct jctx *c, const char *m, struct jval s, const struct jval *a,

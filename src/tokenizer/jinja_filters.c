@@ -24,10 +24,6 @@ static bool in_set(const char *const *set, const char *s, size_t n) {
     return false;
 }
 
-static int nomem(struct jctx *c) {
-    return jerr(c, VELA_ELIMIT, "render memory exhausted");
-}
-
 #define ARG(k, name) jb_arg(a, n_a, (k), kn, kv, n_kw, (name))
 
 /* ---------------------------------------------------------------- tests */
@@ -204,15 +200,7 @@ static int f_tojson(struct jctx *c, struct jval v, const struct jval *a, size_t 
     }
     struct jbuf b = {0};
     int rc = jv_write_json(c, &b, v, (int)indent, item_sep, key_sep, sk && jv_truthy(*sk), 0);
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 static int length_of(struct jctx *c, struct jval v, int64_t *n) {
@@ -389,15 +377,7 @@ static int f_indent(struct jctx *c, struct jval s, const struct jval *a, size_t 
         i = e + 1;
         line0 = false;
     }
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 static int f_escape(struct jctx *c, struct jval s, struct jval *out) {
@@ -412,15 +392,7 @@ static int f_escape(struct jctx *c, struct jval s, struct jval *out) {
                                            : NULL;
         rc = r ? jbuf_put(c, &b, r, strlen(r)) : jbuf_put(c, &b, s.u.s + i, 1);
     }
-    if (rc == 0) {
-        char *d = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!d)
-            rc = nomem(c);
-        else
-            *out = jv_str(d, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 static int f_seq(struct jctx *c, const char *f, struct jval v, const struct jval *a, size_t n_a,

@@ -261,6 +261,9 @@ int jv_to_str(struct jctx *c, struct jval v, struct jval *out);
 int jv_write_json(struct jctx *c, struct jbuf *b, struct jval v, int indent, const char *item_sep,
                   const char *key_sep, bool sort_keys, int level);
 int jbuf_put(struct jctx *c, struct jbuf *b, const char *s, size_t n);
+/* Ends a string built in b: when rc == 0, copies it into the render pool as *out; always frees
+ * b's heap memory. Returns rc, or the pool's error. */
+int jbuf_finish_str(struct jctx *c, struct jbuf *b, int rc, struct jval *out);
 /* Python float repr into buf (>= 32 bytes); returns the length. */
 size_t jv_format_float(double f, char *buf, size_t cap);
 /* Number of code points in a UTF-8 string. */

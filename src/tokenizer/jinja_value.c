@@ -161,6 +161,20 @@ static int oom(struct jctx *c) {
                 (unsigned)VELA_TPL_MAX_HEAP_BYTES);
 }
 
+int jbuf_finish_str(struct jctx *c, struct jbuf *b, int rc, struct jval *out) {
+    if (rc == 0) {
+        char *s = jpool_strdup(c->pool, b->p ? b->p : "", b->n);
+        if (!s)
+            rc = oom(c);
+        else
+            *out = jv_str(s, b->n);
+    }
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+    return rc;
+}
+
 int jv_new_list(struct jctx *c, size_t cap, struct jval *out) {
     struct jlist *l = jpool_alloc(c->pool, sizeof *l);
     if (!l) return oom(c);
@@ -557,15 +571,7 @@ int jv_to_str(struct jctx *c, struct jval v, struct jval *out) {
     }
     struct jbuf b = {0};
     int rc = jv_write_str(c, &b, v);
-    if (rc == 0) {
-        char *s = jpool_strdup(c->pool, b.p ? b.p : "", b.n);
-        if (!s)
-            rc = oom(c);
-        else
-            *out = jv_str(s, b.n);
-    }
-    free(b.p);
-    return rc;
+    return jbuf_finish_str(c, &b, rc, out);
 }
 
 static int write_json_str(struct jctx *c, struct jbuf *b, const char *s, size_t n) {
