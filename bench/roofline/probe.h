@@ -12,8 +12,8 @@
 
 double probe_now_s(void);
 
-/* Read bandwidth in GB/s (1e9 bytes/s) of one pass over buf (n_bytes, 64-byte aligned,
- * split evenly over the pool's threads). */
+/* Read bandwidth in GB/s (1e9 bytes/s) over buf (n_bytes, 64-byte aligned, split evenly
+ * over the pool's threads): the best of one pass in each access pattern (probe.c). */
 double probe_read_gbps(struct tp *pool, const void *buf, size_t n_bytes);
 
 /* BF16 dot-product peak in GFLOP/s over the pool's threads (2 flops per multiply-add);

@@ -120,8 +120,9 @@ static int check_alias(const struct tensor *y, const struct tensor *x, bool exac
     return err_set(e, VELA_EINVAL, "%s: output overlaps an input", what);
 }
 
-int be_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
-              const struct tensor *bias, struct err *e) {
+/* Every check of be_matmul, shared with be_matmul_multi. */
+static int check_matmul(struct be *b, struct tensor *y, const struct tensor *x,
+                        const struct tensor *w, const struct tensor *bias, struct err *e) {
     int rc = check_output(b, y, "matmul y", e);
     if (rc == 0) rc = check_tensor(b, x, "matmul x", e);
     if (rc == 0) rc = check_tensor(b, w, "matmul w", e);
@@ -138,8 +139,39 @@ int be_matmul(struct be *b, struct tensor *y, const struct tensor *x, const stru
     if (rc == 0) rc = check_alias(y, x, false, "matmul", e);
     if (rc == 0) rc = check_alias(y, w, false, "matmul", e);
     if (rc == 0 && bias) rc = check_alias(y, bias, false, "matmul", e);
-    if (rc != 0) return rc;
-    return b->ops->matmul(b, y, x, w, bias, e);
+    return rc;
+}
+
+int be_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
+              const struct tensor *bias, struct err *e) {
+    int rc = check_matmul(b, y, x, w, bias, e);
+    return rc != 0 ? rc : b->ops->matmul(b, y, x, w, bias, e);
+}
+
+int be_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, const struct tensor *x,
+                    struct err *e) {
+    if (!outs || n_out < 1 || n_out > BE_MM_MAX_OUT)
+        return err_set(e, VELA_EINVAL, "matmul_multi: %d outputs (1..%d allowed)", n_out,
+                       BE_MM_MAX_OUT);
+    for (int i = 0; i < n_out; i++)
+        if (!outs[i].y || !outs[i].w)
+            return err_set(e, VELA_EINVAL, "matmul_multi: output %d without y or w", i);
+    for (int i = 0; i < n_out; i++) {
+        int rc = check_matmul(b, outs[i].y, x, outs[i].w, outs[i].bias, e);
+        for (int o = 0; rc == 0 && o < n_out; o++) {
+            if (o != i) rc = check_alias(outs[i].y, outs[o].w, false, "matmul_multi", e);
+            if (rc == 0 && o != i && outs[o].bias)
+                rc = check_alias(outs[i].y, outs[o].bias, false, "matmul_multi", e);
+            if (rc == 0 && o > i) rc = check_alias(outs[i].y, outs[o].y, false, "matmul_multi", e);
+        }
+        if (rc != 0) return err_wrap(e, "matmul_multi output %d", i);
+    }
+    if (b->ops->matmul_multi) return b->ops->matmul_multi(b, outs, n_out, x, e);
+    for (int i = 0; i < n_out; i++) {
+        int rc = b->ops->matmul(b, outs[i].y, x, outs[i].w, outs[i].bias, e);
+        if (rc != 0) return rc;
+    }
+    return 0;
 }
 
 int be_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,

@@ -91,6 +91,18 @@ void *be_tensor_host_ptr(const struct tensor *t);
  * y F32 or BF16, bias F32/BF16 or NULL. y must not overlap x. */
 int be_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
               const struct tensor *bias, struct err *e);
+/* One product of be_matmul_multi: y = x · wᵀ + bias (bias may be NULL). */
+struct be_mm_out {
+    struct tensor *y;
+    const struct tensor *w;
+    const struct tensor *bias;
+};
+#define BE_MM_MAX_OUT 4
+/* Several matmuls of one x (q/k/v, gate/up): each out gets exactly what be_matmul gives it,
+ * but a backend may prepare x once and run the products as one dispatch. 1 <= n_out <=
+ * BE_MM_MAX_OUT; no y may overlap x, a w, a bias or another y. */
+int be_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, const struct tensor *x,
+                    struct err *e);
 /* y = x / sqrt(mean(x², per row) + eps) · gain, FP32 math; gain [cols] BF16 or F32. With a BF16
  * y the normalized value is rounded to BF16 before the gain, as the reference does. y may be x. */
 int be_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,

@@ -24,6 +24,9 @@ struct be_ops {
 
     int (*matmul)(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
                   const struct tensor *bias, struct err *e); /* bias may be NULL */
+    /* (optional): NULL means be_matmul_multi calls matmul once per output. */
+    int (*matmul_multi)(struct be *b, const struct be_mm_out *outs, int n_out,
+                        const struct tensor *x, struct err *e);
     int (*rms_norm)(struct be *b, struct tensor *y, const struct tensor *x,
                     const struct tensor *gain, float eps, struct err *e);
     int (*add)(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,

@@ -382,9 +382,9 @@ int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct er
         struct lm_layer *L = &m->layers[il];
         /* attention block: h += o_proj(attn(rope(q), rope(k), v)) */
         LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln1, m->eps, e));
-        LM_RUN(LM_OP_QKV, be_matmul(m->b, &q, &x, &L->wq, &L->bq, e));
-        LM_RUN(LM_OP_QKV, be_matmul(m->b, &k, &x, &L->wk, &L->bk, e));
-        LM_RUN(LM_OP_QKV, be_matmul(m->b, &v, &x, &L->wv, &L->bv, e));
+        const struct be_mm_out qkv[3] = {
+            {&q, &L->wq, &L->bq}, {&k, &L->wk, &L->bk}, {&v, &L->wv, &L->bv}};
+        LM_RUN(LM_OP_QKV, be_matmul_multi(m->b, qkv, 3, &x, e));
         LM_RUN(LM_OP_ROPE, be_rope(m->b, &q, &k, &ra, e));
         LM_RUN(LM_OP_KV_STORE, be_kv_store(m->b, &L->kc, &L->vc, &k, &v, &am, e));
         LM_RUN(LM_OP_ATTN, be_attention(m->b, &att, &q, &L->kc, &L->vc, &am, e));
@@ -392,8 +392,8 @@ int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct er
         LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
         /* MLP block: h += down(silu(gate(x)) * up(x)) */
         LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln2, m->eps, e));
-        LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &gate, &x, &L->wg, NULL, e));
-        LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &up, &x, &L->wu, NULL, e));
+        const struct be_mm_out gate_up[2] = {{&gate, &L->wg, NULL}, {&up, &L->wu, NULL}};
+        LM_RUN(LM_OP_GATE_UP, be_matmul_multi(m->b, gate_up, 2, &x, e));
         LM_RUN(LM_OP_SILU, be_silu_mul(m->b, &gate, &gate, &up, e));
         LM_RUN(LM_OP_DOWN, be_matmul(m->b, &x, &gate, &L->wd, NULL, e));
         LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));

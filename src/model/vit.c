@@ -356,11 +356,12 @@ static int vit_block(struct vit *v, const struct vit_block *B, struct tensor *h,
     /* MLP: h += down(silu(gate(x)) * up(x)), every Linear with its bias; Qwen2-VL:
      * h += fc2(quick_gelu(fc1(x))) */
     VIT_RUN(vit_norm(v, x, h, &B->ln2, &B->bn2, e));
-    VIT_RUN(be_matmul(v->b, gate, x, &B->wg, &B->bg, e));
     if (v->qwen2) {
+        VIT_RUN(be_matmul(v->b, gate, x, &B->wg, &B->bg, e));
         VIT_RUN(be_quick_gelu(v->b, gate, gate, e));
     } else {
-        VIT_RUN(be_matmul(v->b, up, x, &B->wu, &B->bu, e));
+        const struct be_mm_out gate_up[2] = {{gate, &B->wg, &B->bg}, {up, &B->wu, &B->bu}};
+        VIT_RUN(be_matmul_multi(v->b, gate_up, 2, x, e));
         VIT_RUN(be_silu_mul(v->b, gate, gate, up, e));
     }
     VIT_RUN(be_matmul(v->b, x, gate, &B->wd, &B->bd, e));

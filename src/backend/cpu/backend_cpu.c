@@ -114,6 +114,7 @@ static const struct be_ops g_cpu_ops = {
     .tensor_write = cpu_tensor_write,
     .tensor_read = cpu_tensor_read,
     .matmul = cpu_matmul,
+    .matmul_multi = cpu_matmul_multi,
     .rms_norm = cpu_rms_norm,
     .add = cpu_add,
     .silu_mul = cpu_silu_mul,

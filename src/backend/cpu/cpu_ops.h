@@ -17,6 +17,8 @@ struct be_cpu {
 
 int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
                const struct tensor *bias, struct err *e);
+int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, const struct tensor *x,
+                     struct err *e);
 int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
                  float eps, struct err *e);
 int cpu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,

@@ -1,46 +1,89 @@
 /* matmul: the CPU matmul driver. Packs the activations once per chunk of rows into the
  * backend's scratch buffer (BF16 zero-padded for avx512, FP32 for the others when x is not
- * already FP32), then runs the path's kernel on every pool thread, each over its own slice
- * of output columns.
+ * already FP32), then runs the path's kernel on every pool thread, each taking chunks of
+ * output columns from a shared counter. Several products of one x (q/k/v, gate/up) share
+ * that packing and run as one dispatch: their column ranges are laid end to end and handed
+ * out as one range.
  *
  * Invariants:
- *   1. thread slices are contiguous column ranges aligned to MM_COL_ALIGN outputs, so each
- *      thread streams a disjoint, contiguous part of w and the threads never write the same
- *      64-byte line of an aligned y row;
+ *   1. work is handed out in chunks of whole MM_COL_ALIGN-column blocks of the combined
+ *      outputs, each chunk to one thread, so each thread streams contiguous runs of rows of
+ *      w and the threads never write the same 64-byte line of an aligned y row;
  *   2. a chunk holds as many rows as fit both the scratch buffer and MM_CHUNK_BYTES; within a
  *      chunk the kernels read each weight from memory once, so for m up to the chunk size w
  *      is read exactly once per call;
- *   3. nothing is allocated per call. */
+ *   3. packing a large chunk runs on the pool (rows split across threads) before the
+ *      products start, in its own dispatch, so no kernel reads a half-packed row;
+ *   4. nothing is allocated per call. */
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul.h"
 #include "util/bf16.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 
 /* 32 outputs = one 64-byte line of BF16 y, two of F32 y. */
 #define MM_COL_ALIGN 32
 /* Packed activations per chunk: about half of a 2 MB L2, so a chunk stays cached while the
  * threads walk their weight slices. */
 #define MM_CHUNK_BYTES (1u << 20)
+/* Column chunks per thread, handed out dynamically: a thread slowed by a busy neighbour (or
+ * by its share of memory bandwidth) takes fewer, so the threads finish together; chunks stay
+ * long enough for the weight prefetch to run ahead within them. */
+#ifndef MM_CHUNKS_PER_THREAD
+#define MM_CHUNKS_PER_THREAD 8
+#endif
+/* Below this many elements the caller packs alone: a dispatch costs more than the copy. */
+#define MM_PACK_PAR_ELEMS 16384
 
 struct mm_ctx {
-    struct mm_job job;
+    struct mm_job jobs[BE_MM_MAX_OUT];
+    int64_t
+        first_block[BE_MM_MAX_OUT + 1]; /* job j owns combined blocks [first_block[j], ..[j+1]) */
+    int n_jobs;
+    int64_t chunk_blocks; /* blocks handed out at a time */
+    atomic_llong next;    /* next chunk to hand out */
     void (*kernel)(const struct mm_job *, int64_t, int64_t);
 };
 
-static void mm_worker(void *arg, int i, int n_threads) {
-    const struct mm_ctx *ctx = arg;
-    int64_t n0, n1;
-    tp_partition(ctx->job.n, MM_COL_ALIGN, i, n_threads, &n0, &n1);
-    if (n0 < n1) ctx->kernel(&ctx->job, n0, n1);
+/* Runs the kernel of every job over combined blocks [b0, b1). */
+static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1) {
+    for (int j = 0; j < ctx->n_jobs && b0 < b1; j++) {
+        int64_t lo = ctx->first_block[j], hi = ctx->first_block[j + 1];
+        if (b0 >= hi || b1 <= lo) continue;
+        int64_t n = ctx->jobs[j].n;
+        int64_t n0 = ((b0 > lo ? b0 : lo) - lo) * MM_COL_ALIGN;
+        int64_t n1 = ((b1 < hi ? b1 : hi) - lo) * MM_COL_ALIGN;
+        if (n1 > n) n1 = n;
+        if (n0 < n1) ctx->kernel(&ctx->jobs[j], n0, n1);
+    }
 }
 
-/* Packs rows [r0, r0+rows) of x into scratch in the layout the kernel expects. */
-static void mm_pack(const struct be_cpu *c, const struct tensor *x, int64_t r0, int64_t rows,
-                    int64_t stride) {
+static void mm_worker(void *arg, int i, int n_threads) {
+    (void)i, (void)n_threads;
+    struct mm_ctx *ctx = arg;
+    int64_t total = ctx->first_block[ctx->n_jobs];
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&ctx->next, 1, memory_order_relaxed);
+        int64_t b0 = c * ctx->chunk_blocks;
+        if (b0 >= total) break;
+        mm_blocks(ctx, b0, b0 + ctx->chunk_blocks < total ? b0 + ctx->chunk_blocks : total);
+    }
+}
+
+struct pack_ctx {
+    const struct be_cpu *c;
+    const struct tensor *x;
+    int64_t r0, rows, stride;
+};
+
+/* Packs rows [r0, r0+rows) of x into scratch rows [r0 - base, ...) in the layout the kernel
+ * expects; base is the first row of the chunk. */
+static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t base, int64_t r0,
+                         int64_t rows, int64_t stride) {
     int64_t k = be_tensor_cols(x);
     if (c->isa == CPU_ISA_AVX512) {
-        uint16_t *d = c->scratch;
+        uint16_t *d = (uint16_t *)c->scratch + (r0 - base) * stride;
         if (x->dtype == BE_F32) {
             mm_avx512_pack_f32(d, stride, be_tensor_addr(x, r0, 0), x->row_stride, rows, k);
             return;
@@ -51,15 +94,44 @@ static void mm_pack(const struct be_cpu *c, const struct tensor *x, int64_t r0, 
         }
         return;
     }
-    float *d = c->scratch; /* x is BF16 here: F32 x is used in place */
+    float *d = (float *)c->scratch + (r0 - base) * stride; /* x is BF16 here */
     for (int64_t r = 0; r < rows; r++) {
         const uint16_t *s = be_tensor_addr(x, r0 + r, 0);
         for (int64_t i = 0; i < k; i++) d[r * stride + i] = bf16_to_f32(s[i]);
     }
 }
 
-int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
-               const struct tensor *bias, struct err *e) {
+static void pack_worker(void *arg, int i, int n_threads) {
+    const struct pack_ctx *p = arg;
+    int64_t a, b;
+    tp_partition(p->rows, 1, i, n_threads, &a, &b);
+    if (a < b) mm_pack_rows(p->c, p->x, p->r0, p->r0 + a, b - a, p->stride);
+}
+
+/* Packs one chunk of rows, on the pool when it is large (invariant 3). */
+static void mm_pack(struct be_cpu *c, const struct tensor *x, int64_t r0, int64_t rows,
+                    int64_t stride) {
+    if (rows < 2 || rows * be_tensor_cols(x) < MM_PACK_PAR_ELEMS) {
+        mm_pack_rows(c, x, r0, r0, rows, stride);
+        return;
+    }
+    struct pack_ctx p = {.c = c, .x = x, .r0 = r0, .rows = rows, .stride = stride};
+    tp_run(c->pool, pack_worker, &p);
+}
+
+static void mm_job_init(struct mm_job *j, const struct be_mm_out *o, int64_t k) {
+    *j = (struct mm_job){.w = be_tensor_addr(o->w, 0, 0),
+                         .w_stride = o->w->row_stride,
+                         .bias = o->bias ? be_tensor_addr(o->bias, 0, 0) : NULL,
+                         .bias_dtype = o->bias ? o->bias->dtype : BE_F32,
+                         .y_stride = o->y->row_stride,
+                         .y_dtype = o->y->dtype,
+                         .n = be_tensor_rows(o->w),
+                         .k = k};
+}
+
+int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, const struct tensor *x,
+                     struct err *e) {
     struct be_cpu *c = (struct be_cpu *)b;
     int64_t m = be_tensor_rows(x), k = be_tensor_cols(x);
     bool avx512 = c->isa == CPU_ISA_AVX512;
@@ -77,28 +149,39 @@ int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const str
                            row_bytes, c->scratch_bytes);
         if (chunk > 4) chunk &= ~(int64_t)3; /* whole 4-row tiles */
     }
-    struct mm_ctx ctx = {.job = {.w = be_tensor_addr(w, 0, 0),
-                                 .w_stride = w->row_stride,
-                                 .bias = bias ? be_tensor_addr(bias, 0, 0) : NULL,
-                                 .bias_dtype = bias ? bias->dtype : BE_F32,
-                                 .y_stride = y->row_stride,
-                                 .y_dtype = y->dtype,
-                                 .n = be_tensor_rows(w),
-                                 .k = k}};
+    struct mm_ctx ctx = {.n_jobs = n_out};
+    for (int j = 0; j < n_out; j++) {
+        mm_job_init(&ctx.jobs[j], &outs[j], k);
+        ctx.first_block[j + 1] =
+            ctx.first_block[j] + (ctx.jobs[j].n + MM_COL_ALIGN - 1) / MM_COL_ALIGN;
+    }
     ctx.kernel = avx512 ? mm_avx512 : c->isa == CPU_ISA_AVX2 ? mm_avx2 : mm_portable;
+    int64_t per_thread = ctx.first_block[n_out] / tp_size(c->pool) / MM_CHUNKS_PER_THREAD;
+    ctx.chunk_blocks = per_thread > 1 ? per_thread : 1;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {
         int64_t rows = m - r0 < chunk ? m - r0 : chunk;
+        const void *xp = c->scratch;
+        int64_t xs = stride;
         if (in_place) {
-            ctx.job.x = be_tensor_addr(x, r0, 0);
-            ctx.job.x_stride = x->row_stride;
+            xp = be_tensor_addr(x, r0, 0);
+            xs = x->row_stride;
         } else {
             mm_pack(c, x, r0, rows, stride);
-            ctx.job.x = c->scratch;
-            ctx.job.x_stride = stride;
         }
-        ctx.job.m = rows;
-        ctx.job.y = be_tensor_addr(y, r0, 0);
+        for (int j = 0; j < n_out; j++) {
+            ctx.jobs[j].x = xp;
+            ctx.jobs[j].x_stride = xs;
+            ctx.jobs[j].m = rows;
+            ctx.jobs[j].y = be_tensor_addr(outs[j].y, r0, 0);
+        }
+        atomic_init(&ctx.next, 0);
         tp_run(c->pool, mm_worker, &ctx);
     }
     return 0;
+}
+
+int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
+               const struct tensor *bias, struct err *e) {
+    const struct be_mm_out o = {.y = y, .w = w, .bias = bias};
+    return cpu_matmul_multi(b, &o, 1, x, e);
 }

@@ -10,7 +10,7 @@
  * All paths add the bias in FP32 and round once when y is BF16.
  *
  * The driver (matmul.c) converts the activations once per call into the backend's scratch
- * buffer and splits the output columns (rows of w) into one contiguous slice per thread, so
+ * buffer and hands out the output columns (rows of w) in contiguous chunks to the threads, so
  * each thread streams its own part of the weights, once per call for m up to the chunk size.
  * Kernels are called on pool threads with disjoint column ranges. */
 #ifndef VELA_BACKEND_CPU_MATMUL_H

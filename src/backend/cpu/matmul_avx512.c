@@ -8,12 +8,15 @@
  * weights come from memory once per call. The k % 32 tail of a weight row is read with a
  * masked load (zeros beyond k), matching the zero padding of the activations.
  *
- * The first token tile of each column block prefetches the weight rows MM_PF_ROWS ahead, so
- * a thread's memory stream overlaps its compute (about 1.5x at m = 1 and 8 in an interleaved
- * A/B, docs/BENCHMARKS.md). A full 4x4 tile with F32 output reduces its 16 accumulators with
- * one transposing shuffle tree (45 shuffles and adds instead of about 128 for 16 horizontal
- * sums), which matters when k is short (28 dot-product steps at k = 896).
- * Invariant: touches only columns [n0, n1) of y. Called on pool threads. */
+ * The first token tile of each column block prefetches the weight rows MM_PF_ROWS ahead into
+ * L2, so a thread's memory stream overlaps its compute (about 1.5x at m = 1 and 8 in an
+ * interleaved A/B, docs/BENCHMARKS.md). The L2 hint (prefetcht1) and a distance of 12 rows
+ * measured about 10% faster at m = 1 than prefetcht0 at 16 rows: an L1 prefetch holds one of
+ * the core's few L1 miss buffers until the line arrives, which caps the requests in flight. A full
+ * 4x4 tile with F32 output reduces its 16 accumulators with one transposing shuffle tree (45
+ * shuffles and adds instead of about 128 for 16 horizontal sums), which matters when k is short (28
+ * dot-product steps at k = 896). Invariant: touches only columns [n0, n1) of y. Called on pool
+ * threads. */
 #include "backend/cpu/matmul.h"
 
 #include <stdbool.h>
@@ -22,7 +25,7 @@
 #include <immintrin.h>
 
 #ifndef MM_PF_ROWS
-#define MM_PF_ROWS 16 /* weight rows ahead to prefetch: four column blocks (28 KB at k = 896) */
+#define MM_PF_ROWS 12 /* weight rows ahead to prefetch: three column blocks (21 KB at k = 896) */
 #endif
 
 #define AVX512_TARGET "avx512f,avx512bf16,avx512bw,avx512vl"
@@ -98,7 +101,7 @@ AVX512_INLINE void tile(const struct mm_job *j, int64_t r0, int64_t c0, int MR, 
     for (int64_t kk = 0; kk < k32; kk += 32) {
         if (PF) {
 #pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) _mm_prefetch(pf + (b * ws + kk) * 2, _MM_HINT_T0);
+            for (int b = 0; b < 4; b++) _mm_prefetch(pf + (b * ws + kk) * 2, _MM_HINT_T1);
         }
         __m512bh wv[4];
 #pragma GCC unroll 4
@@ -143,8 +146,10 @@ AVX512_FN void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1) {
     for (int64_t c = n0; c < n1; c += 4) {
         int nr = n1 - c >= 4 ? 4 : (int)(n1 - c);
         /* The first token tile of a column block prefetches the weights MM_PF_ROWS rows
-         * ahead, so memory streams while this block computes. */
-        bool pf = c + MM_PF_ROWS + 4 <= n1;
+         * ahead, so memory streams while this block computes; past the end of this thread's
+         * chunk too (the rows are another chunk's, still inside w), so a chunk's last blocks
+         * do not stall. */
+        bool pf = c + MM_PF_ROWS + 4 <= j->n;
         for (int64_t r = 0; r < j->m; r += 4) {
             int mr = j->m - r >= 4 ? 4 : (int)(j->m - r);
             switch (mr * 8 + nr + (pf && r == 0 && nr == 4 ? 64 : 0)) {
