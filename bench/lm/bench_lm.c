@@ -235,6 +235,9 @@ static int run(const struct opts *o, struct lm_files *f, struct roof *r) {
     }
     struct results res = {.pp_t = 0};
     struct lm_profile pp_prof = {0};
+    /* warm-up, as llama-bench does: the first forward also faults in every mmapped weight
+     * page (about 0.1 s per GB), which a served model pays once at its first request */
+    step(m, &bb, 1, nb, 0, o->pp, logits, &e);
     lm_set_profile(m, &pp_prof);
     res.pp_t = median_time(m, &bb, 1, nb, 0, o->pp, o->rounds, logits);
     lm_set_profile(m, NULL);

@@ -75,13 +75,20 @@ struct pack_ctx {
     const struct be_cpu *c;
     const struct tensor *x;
     int64_t r0, rows, stride;
+    bool tn; /* token-interleaved groups of 16 rows for mm_avx512_tn */
 };
 
 /* Packs rows [r0, r0+rows) of x into scratch rows [r0 - base, ...) in the layout the kernel
  * expects; base is the first row of the chunk. */
 static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t base, int64_t r0,
-                         int64_t rows, int64_t stride) {
+                         int64_t rows, int64_t stride, bool tn) {
     int64_t k = be_tensor_cols(x);
+    if (tn) { /* r0 - base is a multiple of 16: whole groups of stride / 2 pairs */
+        uint32_t *d = (uint32_t *)c->scratch + (r0 - base) * (stride / 2);
+        mm_avx512_pack_tn(d, stride / 2, be_tensor_addr(x, r0, 0), x->dtype, x->row_stride, rows,
+                          k);
+        return;
+    }
     if (c->isa == CPU_ISA_AVX512) {
         uint16_t *d = (uint16_t *)c->scratch + (r0 - base) * stride;
         if (x->dtype == BE_F32) {
@@ -104,18 +111,18 @@ static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t
 static void pack_worker(void *arg, int i, int n_threads) {
     const struct pack_ctx *p = arg;
     int64_t a, b;
-    tp_partition(p->rows, 1, i, n_threads, &a, &b);
-    if (a < b) mm_pack_rows(p->c, p->x, p->r0, p->r0 + a, b - a, p->stride);
+    tp_partition(p->rows, p->tn ? 16 : 1, i, n_threads, &a, &b);
+    if (a < b) mm_pack_rows(p->c, p->x, p->r0, p->r0 + a, b - a, p->stride, p->tn);
 }
 
 /* Packs one chunk of rows, on the pool when it is large (invariant 3). */
 static void mm_pack(struct be_cpu *c, const struct tensor *x, int64_t r0, int64_t rows,
-                    int64_t stride) {
+                    int64_t stride, bool tn) {
     if (rows < 2 || rows * be_tensor_cols(x) < MM_PACK_PAR_ELEMS) {
-        mm_pack_rows(c, x, r0, r0, rows, stride);
+        mm_pack_rows(c, x, r0, r0, rows, stride, tn);
         return;
     }
-    struct pack_ctx p = {.c = c, .x = x, .r0 = r0, .rows = rows, .stride = stride};
+    struct pack_ctx p = {.c = c, .x = x, .r0 = r0, .rows = rows, .stride = stride, .tn = tn};
     tp_run(c->pool, pack_worker, &p);
 }
 
@@ -149,24 +156,30 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
                            row_bytes, c->scratch_bytes);
         if (chunk > 4) chunk &= ~(int64_t)3; /* whole 4-row tiles */
     }
+    /* many rows: the token-interleaved kernel (matmul.h), in whole groups of 16 rows */
+    bool tn = avx512 && m >= MM_TN_MIN_ROWS && chunk >= 16;
+    if (tn) chunk &= ~(int64_t)15;
     struct mm_ctx ctx = {.n_jobs = n_out};
     for (int j = 0; j < n_out; j++) {
         mm_job_init(&ctx.jobs[j], &outs[j], k);
         ctx.first_block[j + 1] =
             ctx.first_block[j] + (ctx.jobs[j].n + MM_COL_ALIGN - 1) / MM_COL_ALIGN;
     }
-    ctx.kernel = avx512 ? mm_avx512 : c->isa == CPU_ISA_AVX2 ? mm_avx2 : mm_portable;
+    ctx.kernel = tn                       ? mm_avx512_tn
+                 : avx512                 ? mm_avx512
+                 : c->isa == CPU_ISA_AVX2 ? mm_avx2
+                                          : mm_portable;
     int64_t per_thread = ctx.first_block[n_out] / tp_size(c->pool) / MM_CHUNKS_PER_THREAD;
     ctx.chunk_blocks = per_thread > 1 ? per_thread : 1;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {
         int64_t rows = m - r0 < chunk ? m - r0 : chunk;
         const void *xp = c->scratch;
-        int64_t xs = stride;
+        int64_t xs = tn ? stride / 2 : stride;
         if (in_place) {
             xp = be_tensor_addr(x, r0, 0);
             xs = x->row_stride;
         } else {
-            mm_pack(c, x, r0, rows, stride);
+            mm_pack(c, x, r0, rows, stride, tn);
         }
         for (int j = 0; j < n_out; j++) {
             ctx.jobs[j].x = xp;

@@ -38,6 +38,19 @@ struct mm_job {
 void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1);
 void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1);
 void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1);
+/* The many-rows AVX-512 kernel (matmul_avx512_tn.c): x is packed by mm_avx512_pack_tn and
+ * x_stride is its pairs per group row (a multiple of 16). */
+void mm_avx512_tn(const struct mm_job *j, int64_t n0, int64_t n1);
+/* Rows [0, rows) of src (F32 or BF16, src_stride elements apart, k used) -> groups of 16
+ * rows, each kp pairs x 16 rows of BF16 pairs (lane t of pair p = x[t][2p], x[t][2p+1]);
+ * rows past `rows` and pairs past k are zeros. kp a multiple of 16, >= (k + 1) / 2. */
+void mm_avx512_pack_tn(uint32_t *dst, int64_t kp, const void *src, enum be_dtype dt,
+                       int64_t src_stride, int64_t rows, int64_t k);
+/* Rows (m of a call) from which the avx512 path runs mm_avx512_tn: below, one group of 16
+ * rows would be mostly padding (docs/BENCHMARKS.md). */
+#ifndef MM_TN_MIN_ROWS
+#define MM_TN_MIN_ROWS 32
+#endif
 /* F32 rows -> BF16 rows (round to nearest even) zero-padded to dst_stride; avx512 only. */
 void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float *src, int64_t src_stride,
                         int64_t rows, int64_t k);
