@@ -1,8 +1,9 @@
-/* Tests for be_kv_store and be_attention (backend/attn.c, cpu/kv_cache.c, cpu/attention.c)
- * against a plain-C reference over dense per-sequence K/V: causal prefill, chunked prefill
- * after a cached prefix, decode, several sequences in one call, GQA ratios 1, 2 and 7,
- * head_dim 16 / 80 / 128, shuffled (non-contiguous) block tables, F32 and BF16 caches, and
- * argument checks. */
+/* Tests for be_kv_store and be_attention (backend/attn.c, cpu/kv_cache.c, cpu/attention.c,
+ * cpu/attention_avx512.c) against a plain-C reference over dense per-sequence K/V: causal
+ * prefill, chunked prefill after a cached prefix, decode, several sequences in one call, GQA
+ * ratios 1, 2, 5, 7, 8 and 9, head_dim 16 / 18 / 64 / 80 / 128 / 288, shuffled
+ * (non-contiguous) block tables of several block sizes, F32 and BF16 caches and q/o, on the
+ * AVX-512, AVX2 and portable kernels with 1 and 2 threads, and argument checks. */
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
 #include "util/bf16.h"
@@ -28,15 +29,16 @@ static float r16(float v) {
 
 #include "be_fixture.h"
 
-#define MAXS 4
+#define MAXS 8
 #define BS   16
 
 /* One test case: sequences with n_computed cached tokens (stored by an earlier kv_store)
- * and n_new tokens computed now. */
+ * and n_new tokens computed now; q and o share q_dt; bs 0 means blocks of BS. */
 struct acase {
     int32_t n_seqs, nq, nkv, hd;
     int32_t n_computed[MAXS], n_new[MAXS];
     enum be_dtype kv_dt, q_dt;
+    int32_t bs;
 };
 
 /* Dense reference for one query: keys/values kk, vv [n_keys, nkv*hd] of its sequence. */
@@ -61,11 +63,11 @@ static void ref_attend(const float *q, const float *kk, const float *vv, int32_t
 
 static void run_case(struct be *b, const struct acase *c) {
     struct err e = {0};
-    int32_t w = c->nkv * c->hd, wq = c->nq * c->hd;
+    int32_t w = c->nkv * c->hd, wq = c->nq * c->hd, BSZ = c->bs ? c->bs : BS;
     /* block tables: a shuffled permutation of all blocks, so tables are non-contiguous */
     int32_t mbps = 0, n_blocks = 0;
     for (int s = 0; s < c->n_seqs; s++) {
-        int32_t nb = (c->n_computed[s] + c->n_new[s] + BS - 1) / BS + 1;
+        int32_t nb = (c->n_computed[s] + c->n_new[s] + BSZ - 1) / BSZ + 1;
         mbps = nb > mbps ? nb : mbps;
     }
     n_blocks = mbps * c->n_seqs + 3;
@@ -87,28 +89,28 @@ static void run_case(struct be *b, const struct acase *c) {
             if (c->kv_dt == BE_BF16) kk[s][i] = r16(kk[s][i]), vv[s][i] = r16(vv[s][i]);
         }
     }
-    struct tensor kc = mk(b, c->kv_dt, (int64_t)n_blocks * BS, w, NULL);
-    struct tensor vc = mk(b, c->kv_dt, (int64_t)n_blocks * BS, w, NULL);
+    struct tensor kc = mk(b, c->kv_dt, (int64_t)n_blocks * BSZ, w, NULL);
+    struct tensor vc = mk(b, c->kv_dt, (int64_t)n_blocks * BSZ, w, NULL);
     /* Fill the cache with junk first: attention must read only its own blocks. */
     {
-        float *junk = malloc((size_t)n_blocks * BS * (size_t)w * 4);
-        for (size_t i = 0; i < (size_t)n_blocks * BS * (size_t)w; i++) junk[i] = 1e3f;
+        float *junk = malloc((size_t)n_blocks * BSZ * (size_t)w * 4);
+        for (size_t i = 0; i < (size_t)n_blocks * BSZ * (size_t)w; i++) junk[i] = 1e3f;
         struct err e2 = {0};
-        struct tensor jk = mk(b, c->kv_dt, (int64_t)n_blocks * BS, w, junk);
+        struct tensor jk = mk(b, c->kv_dt, (int64_t)n_blocks * BSZ, w, junk);
         (void)jk;
-        void *h = malloc((size_t)n_blocks * BS * (size_t)w * 4);
-        T_RC(be_tensor_read(b, &jk, h, (size_t)n_blocks * BS * w * be_dtype_size(c->kv_dt), &e2),
+        void *h = malloc((size_t)n_blocks * BSZ * (size_t)w * 4);
+        T_RC(be_tensor_read(b, &jk, h, (size_t)n_blocks * BSZ * w * be_dtype_size(c->kv_dt), &e2),
              &e2);
-        T_RC(be_tensor_write(b, &kc, h, (size_t)n_blocks * BS * w * be_dtype_size(c->kv_dt), &e2),
+        T_RC(be_tensor_write(b, &kc, h, (size_t)n_blocks * BSZ * w * be_dtype_size(c->kv_dt), &e2),
              &e2);
-        T_RC(be_tensor_write(b, &vc, h, (size_t)n_blocks * BS * w * be_dtype_size(c->kv_dt), &e2),
+        T_RC(be_tensor_write(b, &vc, h, (size_t)n_blocks * BSZ * w * be_dtype_size(c->kv_dt), &e2),
              &e2);
         free(h), free(junk);
     }
     /* Two steps: first the cached prefixes, then the new tokens (with attention). */
     for (int step = 0; step < 2; step++) {
         int32_t qs[MAXS + 1] = {0}, ncomp[MAXS], n_seqs = 0;
-        int32_t bts[MAXS * 64];
+        int32_t *bts = malloc((size_t)(c->n_seqs * mbps) * 4);
         int32_t n_tok = 0;
         for (int s = 0; s < c->n_seqs; s++) {
             int32_t n = step == 0 ? c->n_computed[s] : c->n_new[s];
@@ -118,7 +120,10 @@ static void run_case(struct be *b, const struct acase *c) {
             n_tok += n;
             qs[++n_seqs] = n_tok;
         }
-        if (n_seqs == 0) continue;
+        if (n_seqs == 0) {
+            free(bts);
+            continue;
+        }
         float *k = malloc((size_t)n_tok * w * 4), *v = malloc((size_t)n_tok * w * 4);
         int32_t *slots = malloc((size_t)n_tok * 4);
         int32_t r = 0;
@@ -127,7 +132,7 @@ static void run_case(struct be *b, const struct acase *c) {
             int32_t n = step == 0 ? c->n_computed[s] : c->n_new[s];
             for (int32_t i = 0; i < n; i++, r++) {
                 int32_t p = p0 + i;
-                slots[r] = bt[s * mbps + p / BS] * BS + p % BS;
+                slots[r] = bt[s * mbps + p / BSZ] * BSZ + p % BSZ;
                 memcpy(k + (size_t)r * w, kk[s] + (size_t)p * w, (size_t)w * 4);
                 memcpy(v + (size_t)r * w, vv[s] + (size_t)p * w, (size_t)w * 4);
             }
@@ -140,7 +145,7 @@ static void run_case(struct be *b, const struct acase *c) {
                               .block_tables = bts,
                               .max_blocks_per_seq = mbps,
                               .slot_mapping = slots,
-                              .block_size = BS,
+                              .block_size = BSZ,
                               .head_dim = c->hd,
                               .scale = 1.0f / sqrtf((float)c->hd)};
         T_RC(be_kv_store(b, &kc, &vc, &tk, &tv, &m, &e), &e);
@@ -170,7 +175,7 @@ static void run_case(struct be *b, const struct acase *c) {
                      c->hd, md, tol);
             free(q), free(o);
         }
-        free(k), free(v), free(slots);
+        free(k), free(v), free(slots), free(bts);
     }
     for (int s = 0; s < c->n_seqs; s++) free(kk[s]), free(vv[s]);
     free(perm), free(bt);
@@ -194,21 +199,21 @@ static void test_grid(void) {
     struct be *b = mkbe(2);
     static const struct acase cases[] = {
         /* one causal prefill, MHA (ratio 1), head_dim 16 */
-        {1, 3, 3, 16, {0}, {37}, BE_F32, BE_F32},
+        {1, 3, 3, 16, {0}, {37}, BE_F32, BE_F32, 0},
         /* decode after 40 tokens, GQA 7, head_dim 128 */
-        {1, 7, 1, 128, {40}, {1}, BE_F32, BE_F32},
+        {1, 7, 1, 128, {40}, {1}, BE_F32, BE_F32, 0},
         /* mixed batch: prefill, decode, chunk after a prefix; GQA 2, head_dim 80 */
-        {3, 4, 2, 80, {0, 20, 16}, {19, 1, 9}, BE_F32, BE_F32},
+        {3, 4, 2, 80, {0, 20, 16}, {19, 1, 9}, BE_F32, BE_F32, 0},
         /* GQA 7 with 2 kv heads, chunk crossing block edges, decode at a block edge */
-        {3, 14, 2, 16, {5, 31, 0}, {27, 1, 1}, BE_F32, BE_F32},
+        {3, 14, 2, 16, {5, 31, 0}, {27, 1, 1}, BE_F32, BE_F32, 0},
         /* BF16 cache, F32 q/o */
-        {2, 8, 2, 128, {0, 17}, {33, 1}, BE_BF16, BE_F32},
+        {2, 8, 2, 128, {0, 17}, {33, 1}, BE_BF16, BE_F32, 0},
         /* BF16 everywhere */
-        {2, 4, 1, 80, {3, 0}, {2, 16}, BE_BF16, BE_BF16},
+        {2, 4, 1, 80, {3, 0}, {2, 16}, BE_BF16, BE_BF16, 0},
         /* a group of 9 query heads: two tiles of the kernel's head tile (8) */
-        {2, 18, 2, 16, {0, 40}, {21, 1}, BE_F32, BE_F32},
+        {2, 18, 2, 16, {0, 40}, {21, 1}, BE_F32, BE_F32, 0},
         /* odd head_dim tail (not a multiple of 8) */
-        {1, 2, 1, 18, {7}, {12}, BE_BF16, BE_F32},
+        {1, 2, 1, 18, {7}, {12}, BE_BF16, BE_F32, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(b, &cases[i]);
     be_free(b);
@@ -216,10 +221,61 @@ static void test_grid(void) {
     b = mkbe(1);
     run_case(b, &cases[2]);
     be_free(b);
-    /* the portable kernels (VELA_CPU_ISA=portable) */
+    /* the AVX2 kernel, and the portable one (VELA_CPU_ISA=portable) */
+    if (cpu_isa_supported(CPU_ISA_AVX2)) {
+        b = mkbe_isa(2, CPU_ISA_AVX2);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(b, &cases[i]);
+        be_free(b);
+    }
     b = mkbe_isa(2, CPU_ISA_PORTABLE);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(b, &cases[i]);
     be_free(b);
+}
+
+/* Shapes aimed at the AVX-512 kernel's edges (attention_avx512.c: tiles of up to 4 rows at
+ * GQA 7-8, 8 rows at GQA 1-2, groups of 8 query vectors, 16-key chunks, head_dim tails,
+ * head tiles, blocks of any size), run on every kernel so all three stay covered. */
+static const struct acase g_edge[] = {
+    /* long chunked prefill: 150 rows after 37 cached (many tiles, a 2-row tail), GQA 7 */
+    {1, 14, 2, 64, {37}, {150}, BE_BF16, BE_F32, 0},
+    /* long prefill from scratch, MHA (G = 1: 8-row tiles), head_dim 18 (masked tail) */
+    {1, 2, 2, 18, {0}, {150}, BE_F32, BE_F32, 0},
+    /* GQA 5, head_dim 80, BF16 q/o: prefill, decode, chunk, decode right after a block */
+    {4, 10, 2, 80, {0, 100, 33, 16}, {23, 1, 9, 1}, BE_BF16, BE_BF16, 0},
+    /* GQA 8, head_dim 128, F32 cache with BF16 q/o: chunk after a prefix, then a decode */
+    {2, 8, 1, 128, {20, 63}, {45, 1}, BE_F32, BE_BF16, 0},
+    /* GQA 9: two head tiles (5 + 4); prefill then decode */
+    {2, 18, 2, 64, {0, 47}, {30, 1}, BE_BF16, BE_F32, 0},
+    /* eight decode rows at contexts around block and chunk edges */
+    {8, 14, 2, 64, {0, 15, 16, 30, 46, 63, 99, 4}, {1, 1, 1, 1, 1, 1, 1, 1}, BE_BF16, BE_F32, 0},
+    /* GQA 7, head_dim 16, a 19-row prefill (tile tail of 3) next to a decode */
+    {2, 7, 1, 16, {0, 12}, {19, 1}, BE_F32, BE_F32, 0},
+    /* blocks of 8 and 32 (a chunk spans blocks / a block holds two chunks) and of 5 */
+    {2, 14, 2, 64, {13, 40}, {40, 1}, BE_BF16, BE_F32, 8},
+    {2, 14, 2, 64, {13, 40}, {40, 1}, BE_BF16, BE_F32, 32},
+    {3, 6, 2, 18, {3, 0, 21}, {17, 6, 1}, BE_F32, BE_BF16, 5},
+    /* head_dim 288: above ATT512_MAX_HEAD_DIM, so the AVX-512 backend uses the AVX2 kernel */
+    {1, 4, 2, 288, {5}, {20}, BE_BF16, BE_F32, 0},
+};
+
+static void run_edge(int threads, enum cpu_isa isa) {
+    struct be *b = mkbe_isa(threads, isa);
+    for (size_t i = 0; b && i < sizeof g_edge / sizeof g_edge[0]; i++) run_case(b, &g_edge[i]);
+    be_free(b);
+}
+
+static void test_kernels(void) {
+    if (cpu_isa_supported(CPU_ISA_AVX512)) {
+        run_edge(2, CPU_ISA_AVX512);
+        run_edge(1, CPU_ISA_AVX512);
+    } else {
+        T_SKIP("AVX-512 attention kernel not run: this CPU lacks AVX-512 BF16");
+    }
+    if (cpu_isa_supported(CPU_ISA_AVX2))
+        run_edge(2, CPU_ISA_AVX2);
+    else
+        T_SKIP("AVX2 attention kernel not run: this CPU lacks AVX2/FMA");
+    run_edge(2, CPU_ISA_PORTABLE);
 }
 
 static void test_errors(void) {
@@ -270,6 +326,7 @@ static void test_errors(void) {
 
 int main(void) {
     T_RUN(test_grid);
+    T_RUN(test_kernels);
     T_RUN(test_errors);
     return t_done();
 }

@@ -10,7 +10,10 @@
  * (SDPA's precision, spec §10.1); BF16 cache entries are widened exactly.
  *
  * Kernels: portable C, or AVX2/FMA (own target attribute) when the backend's matmul path is
- * not the portable one, so VELA_CPU_ISA=portable keeps the whole backend generic.
+ * not the portable one, so VELA_CPU_ISA=portable keeps the whole backend generic. On an
+ * avx512 backend the whole op goes to attention_avx512.c instead (tiles of several rows,
+ * transposed key chunks, vectorized softmax) for head_dim up to ATT512_MAX_HEAD_DIM; the
+ * kernels here stay as the reference (portable) and the AVX2 path.
  *
  * Invariants:
  *   1. each output (row, head) slice is written by exactly one thread, once;
@@ -286,8 +289,10 @@ static void att_worker(void *arg, int i, int n_threads) {
 int cpu_attention(struct be *b, struct tensor *o, const struct tensor *q,
                   const struct tensor *k_cache, const struct tensor *v_cache,
                   const struct attn_meta *m, struct err *e) {
-    (void)e;
     struct be_cpu *cb = (struct be_cpu *)b;
+    if (cb->isa == CPU_ISA_AVX512 && cpu_isa_supported(CPU_ISA_AVX512) &&
+        m->head_dim <= ATT512_MAX_HEAD_DIM)
+        return cpu_attention_avx512(b, o, q, k_cache, v_cache, m, e);
     struct att_ctx c = {.o = o, .q = q, .kc = k_cache, .vc = v_cache, .m = m};
     c.n_rows = be_tensor_rows(q);
     c.n_kv = be_tensor_cols(k_cache) / m->head_dim;

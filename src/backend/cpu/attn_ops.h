@@ -1,6 +1,7 @@
 /* attn_ops: the CPU backend's entries for the language-model attention ops (rope.c,
- * kv_cache.c, attention.c), referenced from the op table in backend_cpu.c. Arguments are
- * already validated by backend/attn.c. Owner thread only; each op fans out to the pool. */
+ * kv_cache.c, attention.c, attention_avx512.c), referenced from the op table in backend_cpu.c.
+ * Arguments are already validated by backend/attn.c. Owner thread only; each op fans out to the
+ * pool. */
 #ifndef VELA_BACKEND_CPU_ATTN_OPS_H
 #define VELA_BACKEND_CPU_ATTN_OPS_H
 
@@ -14,6 +15,15 @@ int cpu_kv_store(struct be *b, struct tensor *k_cache, struct tensor *v_cache,
 int cpu_attention(struct be *b, struct tensor *o, const struct tensor *q,
                   const struct tensor *k_cache, const struct tensor *v_cache,
                   const struct attn_meta *m, struct err *e);
+
+/* The AVX-512 kernel of cpu_attention (attention_avx512.c), chosen by it on a CPU_ISA_AVX512
+ * backend for head_dim up to ATT512_MAX_HEAD_DIM (the per-thread scratch holds 16 transposed
+ * keys and the tile's queries at that width); larger head dims use the AVX2 kernel. Same
+ * contract as cpu_attention; VELA_EUNSUP above the limit. */
+#define ATT512_MAX_HEAD_DIM 256
+int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
+                         const struct tensor *k_cache, const struct tensor *v_cache,
+                         const struct attn_meta *m, struct err *e);
 
 /* inv_freq[j] = 1 / theta^(2j / head_dim) for j < head_dim / 2, in FP32 as the reference
  * computes it (the exponent is an FP32 quotient). */

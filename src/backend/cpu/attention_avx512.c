@@ -1,0 +1,445 @@
+/* attention_avx512: the AVX-512 kernel of cpu_attention (attention.c) for head_dim up to
+ * ATT512_MAX_HEAD_DIM: causal attention over the paged KV cache for a flattened batch of
+ * prefill chunks and decode tokens, grouped-query heads.
+ *
+ * One work item is (tile of up to `rt` consecutive rows, kv head, head tile of up to ATT512_GT
+ * query heads sharing that kv head). Tiles are cut from the end of the flattened batch; a tile
+ * that straddles sequences is run as one sub-tile per sequence. A sub-tile holds nq = rows x
+ * heads query vectors ("qv", index j = row * heads + head), loaded once as F32.
+ *
+ * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs, so any block size works):
+ *   1. the K rows are widened to F32 and transposed (16x16 in registers) into kt[d][16], so a
+ *      score vector of 16 keys is sum_d q[j][d] * kt[d]: FMAs with a broadcast q scalar, no
+ *      horizontal sums;
+ *   2. for each group of up to ATT512_QB qv (the accumulators stay in registers): scores,
+ *      scale, causal mask (lanes past the qv's position or past the chunk are dropped), online
+ *      softmax (running max per qv; the sum is kept lane-wise and reduced at the end; exp
+ *      vectorized), then P·V: acc[j][d..d+16) += p[j][t] * V[t][d..d+16) with the group's
+ *      accumulators for one 16-column slice in registers while the chunk's V rows stream past.
+ * Rows whose position lies before the chunk (the first rows of a tile, last chunk only) are
+ * skipped, so no key is ever scored for a row that may not see it. The next chunk's K and V
+ * rows are prefetched while this one computes (decode reads the cache once, cold).
+ * Small batches get shorter tiles so that each thread still has several items.
+ *
+ * Numerics: FP32 scores, softmax and accumulation like the portable path; only the summation
+ * order and the exp polynomial (about 1 ulp) differ, well within 1e-5 relative.
+ *
+ * Invariants:
+ *   1. each output (row, head) slice is written by exactly one thread, once;
+ *   2. items are handed out from an atomic counter, last tiles first: in a prefill they have
+ *      the longest contexts, so the threads finish together;
+ *   3. only cache rows reachable through the block table of the row's own sequence, at key
+ *      indices <= the largest position in the sub-tile, are read; keys past a row's own
+ *      position get weight exactly 0;
+ *   4. per-thread scratch is one struct att512_scratch on the worker's stack (about 84 KB);
+ *      nothing is allocated.
+ * Owner thread calls; work runs on the pool. */
+#include "backend/cpu/attn_ops.h"
+#include "backend/cpu/cpu_ops.h"
+#include "util/bf16.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* CPU_ISA_AVX512 guarantees F, BW and VL (cpu_features.c); BW gives masked 16-bit loads. */
+#define ATT512_TARGET "avx512f,avx512bw,avx512vl"
+#define ATT512_FN     static __attribute__((target(ATT512_TARGET)))
+#define ATT512_INLINE static inline __attribute__((always_inline, target(ATT512_TARGET)))
+
+#define ATT512_KC 16 /* keys per chunk: one zmm of scores */
+/* Query heads per head tile, as attention.c's ATT_GT: the real GQA groups (5, 7, 8) fit. */
+#define ATT512_GT 8
+/* Query vectors per register group: 8 accumulators plus operands fit the 32 zmm registers,
+ * and 8 independent FMA chains cover the FMA latency. */
+#define ATT512_QB 8
+/* Query vectors per tile and rows per tile: more rows share each transposed chunk, fewer
+ * keep enough items for the threads and bound the scratch (q and acc are qv x head_dim). */
+#define ATT512_MAX_QV   32
+#define ATT512_MAX_ROWS 8
+/* Items per pool thread below which tiles get fewer rows: a tile of decode rows (one per
+ * sequence) runs them one after another, and the atomic hand-out balances only whole items. */
+#define ATT512_ITEMS_PER_THREAD 4
+
+struct att512_scratch {
+    _Alignas(64) float kt[ATT512_MAX_HEAD_DIM][ATT512_KC];      /* K chunk, transposed */
+    _Alignas(64) float q[ATT512_MAX_QV][ATT512_MAX_HEAD_DIM];   /* (qv, head_dim) */
+    _Alignas(64) float acc[ATT512_MAX_QV][ATT512_MAX_HEAD_DIM]; /* unnormalized output */
+    _Alignas(64) float p[ATT512_MAX_QV][ATT512_KC];             /* weights of the chunk */
+    _Alignas(64) float lsum[ATT512_MAX_QV][ATT512_KC];          /* softmax sums, per lane */
+    float mx[ATT512_MAX_QV];                                    /* running max per qv */
+    int64_t pos[ATT512_MAX_QV];                                 /* sequence position per qv */
+    const void *vrow[ATT512_KC]; /* V row t of the chunk in the cache (F32 or BF16) */
+    bool v_bf16;                 /* widened as the P·V loop reads them: each once per group */
+};
+
+struct att512_ctx {
+    struct tensor *o;
+    const struct tensor *q, *kc, *vc;
+    const struct attn_meta *m;
+    int64_t n_rows, n_kv, group;
+    int64_t gt, n_htiles; /* heads per head tile (balanced), head tiles per kv head */
+    int64_t rt, n_rtiles; /* rows per row tile, row tiles */
+    atomic_llong next;
+};
+
+/* What one sub-tile works on (rows [r0, r0 + nr) of one sequence, heads h0 .. h0 + ng - 1). */
+struct att512_tile {
+    int64_t r0, kvh, h0;
+    int nr, ng, nq;
+    const int32_t *bt; /* the sequence's block table */
+};
+
+static inline const void *att512_at(const struct tensor *t, int64_t r, int64_t c) {
+    size_t es = t->dtype == BE_F32 ? 4 : 2;
+    return (const char *)t->buf->base + t->offset_bytes +
+           ((size_t)r * (size_t)t->row_stride + (size_t)c) * es;
+}
+
+static inline __mmask16 att512_mask(int32_t n) { /* lanes [0, n), n in [0, 16] */
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+}
+
+/* e^x for x <= 0 (the same Cephes-style polynomial as attention_varlen_avx512.c, about
+ * 1 ulp); inputs below -87.3 give ~1e-38, lanes that must be 0 are masked by the caller. */
+ATT512_INLINE __m512 att512_exp(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 z = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(z, n);
+}
+
+/* Elements [d0, d0 + 16) of an F32 or BF16 row as F32; lanes outside m read as 0 (the head_dim
+ * tail: it is even, so a BF16 tail is whole 16-bit elements). */
+ATT512_INLINE __m512 att512_load(const void *row, enum be_dtype dt, int32_t d0, __mmask16 m) {
+    if (dt == BE_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + d0);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + d0);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* In-register transpose of 16 vectors of 16 floats: r[i][d] -> r[d][i]. */
+ATT512_INLINE void att512_transpose16(__m512 r[16]) {
+    __m512 a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) { /* lane L: (r2i, r2i+1) interleaved at 4L, 4L+1 / 4L+2, 4L+3 */
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) { /* b[4k+e] lane L: keys 4k..4k+3 at d = 4L + e */
+        __m512d x0 = _mm512_castps_pd(a[4 * k]), x1 = _mm512_castps_pd(a[4 * k + 1]);
+        __m512d x2 = _mm512_castps_pd(a[4 * k + 2]), x3 = _mm512_castps_pd(a[4 * k + 3]);
+        b[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+        b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+        b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+        b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) { /* gather lane L of b[e], b[4+e], b[8+e], b[12+e] */
+        __m512 c0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x88);
+        __m512 c1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xdd);
+        __m512 c2 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x88);
+        __m512 c3 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xdd);
+        r[e] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+        r[8 + e] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
+        r[4 + e] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+        r[12 + e] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
+    }
+}
+
+/* kt[d][t] = K[key t][d] as F32 for t < nk (lanes t >= nk are 0). */
+ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, int32_t nk,
+                              enum be_dtype dt, int32_t hd) {
+    for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+        __mmask16 m = att512_mask(hd - d0);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++)
+            r[t] = t < nk ? att512_load(kp[t], dt, d0, m) : _mm512_setzero_ps();
+        att512_transpose16(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) _mm512_store_ps(s->kt[d0 + i], r[i]);
+    }
+}
+
+/* One group of N (a constant at every call site) query vectors j0 .. j0+N-1 against the
+ * chunk of nk keys starting at key k0. */
+ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, const bool VB,
+                                int32_t hd, int64_t k0, int32_t nk, float scale) {
+    __m512 a[ATT512_QB];
+#pragma GCC unroll 8
+    for (int i = 0; i < N; i++) a[i] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        __m512 kd = _mm512_load_ps(s->kt[d]);
+#pragma GCC unroll 8
+        for (int i = 0; i < N; i++)
+            a[i] = _mm512_fmadd_ps(_mm512_set1_ps(s->q[j0 + i][d]), kd, a[i]);
+    }
+    /* Scale and mask; the new running maxima; then the rescale factors of all N at once. */
+    __mmask16 valid[ATT512_QB];
+    _Alignas(64) float old[16], cur[16], alpha[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < N; i++) {
+        int64_t lim = s->pos[j0 + i] - k0 + 1; /* >= 1: earlier rows are in no group */
+        valid[i] = att512_mask(lim < nk ? (int32_t)lim : nk);
+        a[i] = _mm512_mul_ps(a[i], _mm512_set1_ps(scale));
+        float cmax = _mm512_mask_reduce_max_ps(valid[i], a[i]);
+        old[i] = s->mx[j0 + i];
+        cur[i] = s->mx[j0 + i] = cmax > old[i] ? cmax : old[i];
+    }
+    __mmask16 mn = att512_mask(N);
+    /* exp(old - new): 1 where the max held; ~1e-38 at the first chunk (old = -inf), where it
+     * only scales zeros */
+    _mm512_store_ps(alpha, att512_exp(_mm512_sub_ps(_mm512_maskz_load_ps(mn, old),
+                                                    _mm512_maskz_load_ps(mn, cur))));
+#pragma GCC unroll 8
+    for (int i = 0; i < N; i++) {
+        int j = j0 + i;
+        __m512 p =
+            _mm512_maskz_mov_ps(valid[i], att512_exp(_mm512_sub_ps(a[i], _mm512_set1_ps(cur[i]))));
+        _mm512_store_ps(s->p[j], p);
+        _mm512_store_ps(s->lsum[j],
+                        _mm512_fmadd_ps(_mm512_load_ps(s->lsum[j]), _mm512_set1_ps(alpha[i]), p));
+    }
+    for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+        __mmask16 m = att512_mask(hd - d0);
+#pragma GCC unroll 8
+        for (int i = 0; i < N; i++)
+            a[i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s->acc[j0 + i] + d0),
+                                 _mm512_set1_ps(alpha[i]));
+        for (int32_t t = 0; t < nk; t++) {
+            __m512 v = att512_load(s->vrow[t], VB ? BE_BF16 : BE_F32, d0, m);
+#pragma GCC unroll 8
+            for (int i = 0; i < N; i++)
+                a[i] = _mm512_fmadd_ps(_mm512_set1_ps(s->p[j0 + i][t]), v, a[i]);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < N; i++) _mm512_mask_storeu_ps(s->acc[j0 + i] + d0, m, a[i]);
+    }
+}
+
+#define ATT512_GROUP_CASE(n)                                                                       \
+    case n:                                                                                        \
+        if (s->v_bf16)                                                                             \
+            att512_group(s, j0, n, true, hd, k0, nk, scale);                                       \
+        else                                                                                       \
+            att512_group(s, j0, n, false, hd, k0, nk, scale);                                      \
+        break
+
+/* att512_group with N and the V dtype as constants, so each instance keeps its accumulators
+ * in registers and its inner loops branch-free. n in [1, ATT512_QB]. */
+ATT512_FN void att512_group_n(struct att512_scratch *s, int j0, int n, int32_t hd, int64_t k0,
+                              int32_t nk, float scale) {
+    switch (n) {
+        ATT512_GROUP_CASE(1);
+        ATT512_GROUP_CASE(2);
+        ATT512_GROUP_CASE(3);
+        ATT512_GROUP_CASE(4);
+        ATT512_GROUP_CASE(5);
+        ATT512_GROUP_CASE(6);
+        ATT512_GROUP_CASE(7);
+        default:
+            ATT512_GROUP_CASE(ATT512_QB);
+    }
+}
+
+/* Query vectors of the sub-tile as F32, accumulators and softmax state reset. */
+ATT512_FN void att512_tile_init(const struct att512_ctx *c, struct att512_scratch *s,
+                                const struct att512_tile *tl, int64_t pos0) {
+    int32_t hd = c->m->head_dim;
+    for (int j = 0; j < tl->nq; j++) {
+        int64_t row = tl->r0 + j / tl->ng, h = tl->h0 + j % tl->ng;
+        const void *qr = att512_at(c->q, row, h * hd);
+        for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+            __mmask16 m = att512_mask(hd - d0);
+            _mm512_mask_storeu_ps(s->q[j] + d0, m, att512_load(qr, c->q->dtype, d0, m));
+            _mm512_mask_storeu_ps(s->acc[j] + d0, m, _mm512_setzero_ps());
+        }
+        _mm512_store_ps(s->lsum[j], _mm512_setzero_ps());
+        s->mx[j] = -INFINITY;
+        s->pos[j] = pos0 + j / tl->ng;
+    }
+}
+
+/* f32_to_bf16 (util/bf16.h) on 16 lanes: round to nearest even, NaN kept quiet. */
+ATT512_INLINE __m256i att512_to_bf16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* acc / sum into o, rounded once where o is BF16. */
+ATT512_FN void att512_tile_store(const struct att512_ctx *c, struct att512_scratch *s,
+                                 const struct att512_tile *tl) {
+    int32_t hd = c->m->head_dim;
+    for (int j = 0; j < tl->nq; j++) {
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_load_ps(s->lsum[j])));
+        void *orow = (void *)att512_at(c->o, tl->r0 + j / tl->ng, (tl->h0 + j % tl->ng) * hd);
+        for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+            __mmask16 m = att512_mask(hd - d0);
+            __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s->acc[j] + d0), inv);
+            if (c->o->dtype == BE_F32)
+                _mm512_mask_storeu_ps((float *)orow + d0, m, x);
+            else
+                _mm256_mask_storeu_epi16((uint16_t *)orow + d0, m, att512_to_bf16(x));
+        }
+    }
+}
+
+/* Cache rows of keys [k0, k0 + nk) of the sub-tile's sequence: K row addresses into kp, V into
+ * vp. (*ib, *off) is key k0's block-table index and offset, advanced past the chunk (no
+ * division per key). */
+static void att512_chunk_rows(const struct att512_ctx *c, const struct att512_tile *tl, int32_t nk,
+                              int64_t *ib, int32_t *off, const void **kp, const void **vp) {
+    int32_t bs = c->m->block_size;
+    int64_t col = tl->kvh * c->m->head_dim;
+    for (int32_t t = 0; t < nk; t++) {
+        int64_t slot = (int64_t)tl->bt[*ib] * bs + *off;
+        kp[t] = att512_at(c->kc, slot, col);
+        vp[t] = att512_at(c->vc, slot, col);
+        if (++*off == bs) *off = 0, ++*ib;
+    }
+}
+
+/* Asks for the next chunk's K and V rows while this one computes: in decode the cache is
+ * read once, cold, from blocks scattered over the pool. */
+static void att512_prefetch(const void *const *kp, const void *const *vp, int32_t nk,
+                            size_t row_bytes) {
+    for (int32_t t = 0; t < nk; t++)
+        for (size_t b = 0; b < row_bytes; b += 64) {
+            __builtin_prefetch((const char *)kp[t] + b);
+            __builtin_prefetch((const char *)vp[t] + b);
+        }
+}
+
+/* One sub-tile: every chunk of keys up to the last row's position. */
+static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s,
+                            const struct att512_tile *tl, int64_t pos0) {
+    int32_t hd = c->m->head_dim;
+    int64_t n_keys = pos0 + tl->nr, ib = 0;
+    int32_t off = 0, cur = 0;
+    size_t row_bytes = (size_t)hd * (c->kc->dtype == BE_F32 ? 4 : 2);
+    const void *kp[2][ATT512_KC], *vp[2][ATT512_KC]; /* this chunk's rows and the next's */
+    att512_tile_init(c, s, tl, pos0);
+    s->v_bf16 = c->vc->dtype == BE_BF16;
+    att512_chunk_rows(c, tl, n_keys < ATT512_KC ? (int32_t)n_keys : ATT512_KC, &ib, &off, kp[0],
+                      vp[0]);
+    for (int64_t k0 = 0; k0 < n_keys; k0 += ATT512_KC, cur ^= 1) {
+        int32_t nk = (int32_t)(n_keys - k0 < ATT512_KC ? n_keys - k0 : ATT512_KC);
+        int64_t left_keys = n_keys - k0 - nk;
+        if (left_keys > 0) {
+            int32_t nn = left_keys < ATT512_KC ? (int32_t)left_keys : ATT512_KC;
+            att512_chunk_rows(c, tl, nn, &ib, &off, kp[cur ^ 1], vp[cur ^ 1]);
+            att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
+        }
+        for (int32_t t = 0; t < nk; t++) s->vrow[t] = vp[cur][t];
+        att512_load_kt(s, kp[cur], nk, c->kc->dtype, hd);
+        /* rows positioned before k0 see none of these keys: start at the first that does */
+        int64_t skip = k0 > pos0 ? k0 - pos0 : 0;
+        int j = (int)skip * tl->ng, left = tl->nq - j;
+        int n_groups = (left + ATT512_QB - 1) / ATT512_QB;
+        for (int g = 0; g < n_groups; g++) { /* balanced group sizes, at most ATT512_QB */
+            int n = (left + (n_groups - g) - 1) / (n_groups - g);
+            att512_group_n(s, j, n, hd, k0, nk, c->m->scale);
+            j += n, left -= n;
+        }
+    }
+    att512_tile_store(c, s, tl);
+}
+
+static int32_t att512_seq_of_row(const struct attn_meta *m, int64_t r) {
+    int32_t lo = 0, hi = m->n_seqs - 1;
+    while (lo < hi) {
+        int32_t mid = (lo + hi + 1) / 2;
+        if (m->query_start[mid] <= r)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Item `it`: row tile it / per_tile counted from the end of the batch, then kv head, then
+ * head tile; split into one sub-tile per sequence it covers. */
+static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, int64_t it) {
+    const struct attn_meta *m = c->m;
+    int64_t per_tile = c->n_kv * c->n_htiles, ti = it / per_tile, r = it % per_tile;
+    int64_t hi = c->n_rows - ti * c->rt, lo = hi - c->rt > 0 ? hi - c->rt : 0;
+    struct att512_tile tl = {.kvh = r / c->n_htiles};
+    int64_t g0 = (r % c->n_htiles) * c->gt;
+    tl.h0 = tl.kvh * c->group + g0;
+    tl.ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
+    for (int32_t sq = att512_seq_of_row(m, hi - 1); hi > lo; sq--) {
+        int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
+        tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nr * tl.ng;
+        tl.bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
+        att512_tile_run(c, s, &tl, (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]));
+        hi = r0;
+    }
+}
+
+static void att512_worker(void *arg, int i, int n_threads) {
+    (void)i, (void)n_threads;
+    struct att512_ctx *c = arg;
+    struct att512_scratch s; /* on this thread's stack: invariant 4 */
+    int64_t n_items = c->n_rtiles * c->n_kv * c->n_htiles;
+    for (;;) {
+        int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (it >= n_items) break;
+        att512_item(c, &s, it);
+    }
+}
+
+int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
+                         const struct tensor *k_cache, const struct tensor *v_cache,
+                         const struct attn_meta *m, struct err *e) {
+    struct be_cpu *cb = (struct be_cpu *)b;
+    if (m->head_dim > ATT512_MAX_HEAD_DIM)
+        return err_set(e, VELA_EUNSUP, "attention (avx512): head_dim %d above %d", (int)m->head_dim,
+                       ATT512_MAX_HEAD_DIM);
+    struct att512_ctx c = {.o = o, .q = q, .kc = k_cache, .vc = v_cache, .m = m};
+    c.n_rows = be_tensor_rows(q);
+    c.n_kv = be_tensor_cols(k_cache) / m->head_dim;
+    c.group = be_tensor_cols(q) / m->head_dim / c.n_kv;
+    c.n_htiles = (c.group + ATT512_GT - 1) / ATT512_GT;
+    c.gt = (c.group + c.n_htiles - 1) / c.n_htiles;
+    c.rt = ATT512_MAX_QV / c.gt < ATT512_MAX_ROWS ? ATT512_MAX_QV / c.gt : ATT512_MAX_ROWS;
+    /* small batches (decode): shorter tiles, so every thread gets several items */
+    int64_t per_tile = c.n_kv * c.n_htiles, want = ATT512_ITEMS_PER_THREAD * tp_size(cb->pool);
+    if (c.n_rows * per_tile < want * c.rt) {
+        c.rt = c.n_rows * per_tile / want;
+        if (c.rt < 1) c.rt = 1;
+    }
+    c.n_rtiles = (c.n_rows + c.rt - 1) / c.rt;
+    atomic_init(&c.next, 0);
+    tp_run(cb->pool, att512_worker, &c);
+    return 0;
+}
+
+#else /* not x86: never selected (attention.c checks the CPU features) */
+
+int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
+                         const struct tensor *k_cache, const struct tensor *v_cache,
+                         const struct attn_meta *m, struct err *e) {
+    (void)b, (void)o, (void)q, (void)k_cache, (void)v_cache, (void)m;
+    return err_set(e, VELA_EUNSUP, "attention (avx512): not an x86 build");
+}
+
+#endif
