@@ -1,14 +1,16 @@
 /* matmul: the CPU matmul driver. Packs the activations once per chunk of rows into the
  * backend's scratch buffer (BF16 zero-padded for avx512, FP32 for the others when x is not
  * already FP32), then runs the path's kernel on every pool thread, each taking chunks of
- * output columns from a shared counter. Several products of one x (q/k/v, gate/up) share
- * that packing and run as one dispatch: their column ranges are laid end to end and handed
- * out as one range.
+ * output columns from its own range, then from the others'. Several products of one x (q/k/v,
+ * gate/up) share that packing and run as one dispatch: their column ranges are laid end to end and
+ * handed out as one range.
  *
  * Invariants:
  *   1. work is handed out in chunks of whole MM_COL_ALIGN-column blocks of the combined
- *      outputs, each chunk to one thread, so each thread streams contiguous runs of rows of
- *      w and the threads never write the same 64-byte line of an aligned y row;
+ *      outputs, each chunk to one thread (so the threads never write the same 64-byte line
+ *      of an aligned y row): every thread owns a contiguous range and walks it front to
+ *      back, so its weight stream and prefetches run on across chunks, and a thread done
+ *      early steals chunks from the back of the others' ranges;
  *   2. a chunk holds as many rows as fit both the scratch buffer and MM_CHUNK_BYTES; within a
  *      chunk the kernels read each weight from memory once, so for m up to the chunk size w
  *      is read exactly once per call;
@@ -27,9 +29,8 @@
 /* Packed activations per chunk: about half of a 2 MB L2, so a chunk stays cached while the
  * threads walk their weight slices. */
 #define MM_CHUNK_BYTES (1u << 20)
-/* Column chunks per thread, handed out dynamically: a thread slowed by a busy neighbour (or
- * by its share of memory bandwidth) takes fewer, so the threads finish together; chunks stay
- * long enough for the weight prefetch to run ahead within them. */
+/* Chunks per thread's range: a thread slowed by a busy neighbour (or by its share of memory
+ * bandwidth) loses chunks to the others, so the threads finish together. */
 #ifndef MM_CHUNKS_PER_THREAD
 #define MM_CHUNKS_PER_THREAD 8
 #endif
@@ -41,8 +42,10 @@ struct mm_ctx {
     int64_t
         first_block[BE_MM_MAX_OUT + 1]; /* job j owns combined blocks [first_block[j], ..[j+1]) */
     int n_jobs;
-    int64_t chunk_blocks; /* blocks handed out at a time */
-    atomic_llong next;    /* next chunk to hand out */
+    int64_t chunk_blocks; /* blocks taken at a time */
+    /* Thread i's remaining blocks [lo, hi) as lo << 32 | hi: it takes chunks from lo, the
+     * others steal from hi once their own range is done (invariant 1). */
+    _Atomic uint64_t range[TP_MAX_THREADS];
     void (*kernel)(const struct mm_job *, int64_t, int64_t);
 };
 
@@ -59,16 +62,31 @@ static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1) {
     }
 }
 
-static void mm_worker(void *arg, int i, int n_threads) {
-    (void)i, (void)n_threads;
-    struct mm_ctx *ctx = arg;
-    int64_t total = ctx->first_block[ctx->n_jobs];
+/* Takes up to `want` blocks of range r, from its front (owner) or its back (thief); returns
+ * the count, 0 when the range is empty. */
+static int64_t take(_Atomic uint64_t *r, int64_t want, bool front, int64_t *b0) {
+    uint64_t cur = atomic_load_explicit(r, memory_order_relaxed);
     for (;;) {
-        int64_t c = atomic_fetch_add_explicit(&ctx->next, 1, memory_order_relaxed);
-        int64_t b0 = c * ctx->chunk_blocks;
-        if (b0 >= total) break;
-        mm_blocks(ctx, b0, b0 + ctx->chunk_blocks < total ? b0 + ctx->chunk_blocks : total);
+        int64_t lo = (int64_t)(cur >> 32), hi = (int64_t)(cur & 0xffffffffu);
+        if (lo >= hi) return 0;
+        int64_t n = hi - lo < want ? hi - lo : want;
+        uint64_t next = front ? (uint64_t)(lo + n) << 32 | (uint64_t)hi
+                              : (uint64_t)lo << 32 | (uint64_t)(hi - n);
+        if (atomic_compare_exchange_weak_explicit(r, &cur, next, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *b0 = front ? lo : hi - n;
+            return n;
+        }
     }
+}
+
+static void mm_worker(void *arg, int i, int n_threads) {
+    struct mm_ctx *ctx = arg;
+    int64_t b0, n;
+    while ((n = take(&ctx->range[i], ctx->chunk_blocks, true, &b0)) > 0) mm_blocks(ctx, b0, b0 + n);
+    for (int v = (i + 1) % n_threads; v != i; v = (v + 1) % n_threads)
+        while ((n = take(&ctx->range[v], ctx->chunk_blocks, false, &b0)) > 0)
+            mm_blocks(ctx, b0, b0 + n);
 }
 
 struct pack_ctx {
@@ -187,7 +205,11 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
             ctx.jobs[j].m = rows;
             ctx.jobs[j].y = be_tensor_addr(outs[j].y, r0, 0);
         }
-        atomic_init(&ctx.next, 0);
+        for (int t = 0; t < tp_size(c->pool); t++) {
+            int64_t lo, hi;
+            tp_partition(ctx.first_block[n_out], 1, t, tp_size(c->pool), &lo, &hi);
+            atomic_init(&ctx.range[t], (uint64_t)lo << 32 | (uint64_t)hi);
+        }
         tp_run(c->pool, mm_worker, &ctx);
     }
     return 0;
