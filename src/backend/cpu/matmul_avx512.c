@@ -103,6 +103,10 @@ AVX512_INLINE void tile(const struct mm_job *j, int64_t r0, int64_t c0, int MR, 
     for (int64_t kk = 0; kk < k32; kk += 32) {
 #pragma GCC unroll 4
         for (int b = 0; b < PF; b++) _mm_prefetch(pf + (b * ws + kk) * 2, _MM_HINT_T1);
+        if (PF == 4) /* a lone tile: also pull the next block from L2 into L1 */
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++)
+                _mm_prefetch((const char *)(w + (4 + b) * ws + kk), _MM_HINT_T0);
         __m512bh wv[4];
 #pragma GCC unroll 4
         for (int b = 0; b < NR; b++) wv[b] = load_bh(w + b * ws + kk);
