@@ -39,8 +39,8 @@
 
 struct mm_ctx {
     struct mm_job jobs[BE_MM_MAX_OUT];
-    int64_t
-        first_block[BE_MM_MAX_OUT + 1]; /* job j owns combined blocks [first_block[j], ..[j+1]) */
+    /* job j owns the combined blocks [first_block[j], first_block[j + 1]) */
+    int64_t first_block[BE_MM_MAX_OUT + 1];
     int n_jobs;
     int64_t chunk_blocks; /* blocks taken at a time */
     /* Thread i's remaining blocks [lo, hi) as lo << 32 | hi: it takes chunks from lo, the
