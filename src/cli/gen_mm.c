@@ -108,9 +108,16 @@ struct printer {
     struct stop_matcher stop; /* --stop strings over the detokenized text */
     const struct sampling_params *sp;
     int rc;
-    bool stopped; /* a stop string matched: the request was aborted */
+    bool stopped;   /* a stop string matched: the request was aborted */
+    double t_first; /* when the first token arrived (0 before): ends the prompt's time */
     struct err e;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* Prints what the stop matcher releases of p->txt; true when a stop string matched. */
 static bool print_text(struct printer *p) {
@@ -124,18 +131,13 @@ static bool print_text(struct printer *p) {
 /* A nonzero return makes solo_run abort the request (its blocks go back to the pool). */
 static int print_token(void *ctx, int32_t id) {
     struct printer *p = ctx;
+    if (p->t_first == 0) p->t_first = now_s();
     for (int32_t i = 0; !p->sp->ignore_eos && i < p->sp->n_eos_token_ids; i++)
         if (p->sp->eos_token_ids[i] == id) return 0; /* the stop itself is not text */
     p->txt.n = 0;
     if (p->rc == 0) p->rc = detok_feed(&p->d, id, &p->txt, &p->e);
     if (p->rc == 0 && p->txt.n && print_text(p)) p->stopped = true;
     return p->rc != 0 || p->stopped;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The lm, tower and loop for a prompt of n_prompt tokens plus max_new, images as in mp. */
@@ -224,12 +226,15 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
     if (so.n_text) fwrite(so.text, 1, so.n_text, stdout);
     fputc('\n', stdout);
     fflush(stdout);
-    double t2 = now_s();
+    double t2 = now_s(), t_first = p.t_first > 0 ? p.t_first : t2;
     if (rc == 0)
         fprintf(stderr,
-                "prompt: %d tokens with %d images/videos (read and preprocessed in %.3f s); "
-                "prefill and generation of %d tokens in %.3f s over %d steps; %s\n",
-                mp->n_ids, mp->n_media, t1 - t0, res.n_output, t2 - t1, res.n_steps,
+                "prompt: %d tokens with %d images/videos (read and preprocessed in %.3f s), "
+                "vision encoder and prefill in %.3f s (%.1f tokens/s); generation: %d tokens in "
+                "%.3f s (%.2f tokens/s) over %d steps; %s\n",
+                mp->n_ids, mp->n_media, t1 - t0, t_first - t1, mp->n_ids / (t_first - t1),
+                res.n_output, t2 - t_first,
+                res.n_output > 1 ? (res.n_output - 1) / (t2 - t_first) : 0.0, res.n_steps,
                 cpu_isa_name(be_cpu_isa(r.b)));
     tok_text_free(&p.txt);
     stop_deinit(&p.stop);
