@@ -3,7 +3,8 @@
  * prefill, chunked prefill after a cached prefix, decode, several sequences in one call, GQA
  * ratios 1, 2, 5, 7, 8 and 9, head_dim 16 / 18 / 64 / 80 / 128 / 288, shuffled
  * (non-contiguous) block tables of several block sizes, F32 and BF16 caches and q/o, on the
- * AVX-512, AVX2 and portable kernels with 1 and 2 threads, and argument checks. */
+ * AVX-512, AVX2 and portable kernels with 1 and 2 threads, long-context decode rows (the
+ * AVX-512 kernel's split-K path) with 1, 2 and 3 threads, and argument checks. */
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
 #include "util/bf16.h"
@@ -278,6 +279,42 @@ static void test_kernels(void) {
     run_edge(2, CPU_ISA_PORTABLE);
 }
 
+/* Decode rows at long contexts (600-3000 keys): with few items per thread the AVX-512 kernel
+ * splits each row's keys across threads and merges the partials (split-K), so these run with
+ * 1, 2 and 3 threads (4, 8 and 12 wanted items: some cases split on some counts only), next to
+ * short prefill rows that do not split; the portable kernel runs them too. */
+static const struct acase g_long[] = {
+    /* one decode row, GQA 7 (2 items), BF16 cache */
+    {1, 14, 2, 64, {2047}, {1}, BE_BF16, BE_F32, 16},
+    /* two rows, GQA 8, head_dim 128, F32, blocks of 32 (4 items: no split on 1 thread) */
+    {2, 16, 2, 128, {700, 2999}, {1, 1}, BE_F32, BE_F32, 32},
+    /* three rows, GQA 7 on one kv head, head_dim 80, BF16 q/o, blocks of 5 */
+    {3, 7, 1, 80, {1500, 600, 2500}, {1, 1, 1}, BE_BF16, BE_BF16, 5},
+    /* two decode rows around a 3-row prefill (rows with 1-3 keys stay whole), blocks of 8 */
+    {3, 7, 1, 64, {1200, 0, 900}, {1, 3, 1}, BE_BF16, BE_F32, 8},
+    /* a 2-row chunk after a long prefix (each row split) next to a decode row */
+    {2, 8, 1, 128, {650, 2000}, {2, 1}, BE_F32, BE_F32, 16},
+    /* GQA 9: two head tiles of one row, each split */
+    {1, 9, 1, 64, {1000}, {1}, BE_F32, BE_F32, 16},
+};
+
+static void run_long(int threads, enum cpu_isa isa) {
+    struct be *b = mkbe_isa(threads, isa);
+    for (size_t i = 0; b && i < sizeof g_long / sizeof g_long[0]; i++) run_case(b, &g_long[i]);
+    be_free(b);
+}
+
+static void test_long_decode(void) {
+    if (cpu_isa_supported(CPU_ISA_AVX512)) {
+        run_long(1, CPU_ISA_AVX512);
+        run_long(2, CPU_ISA_AVX512);
+        run_long(3, CPU_ISA_AVX512);
+    } else {
+        T_SKIP("AVX-512 split-K attention not run: this CPU lacks AVX-512 BF16");
+    }
+    run_long(2, CPU_ISA_PORTABLE);
+}
+
 static void test_errors(void) {
     struct be *b = mkbe(1);
     struct err e = {0};
@@ -327,6 +364,7 @@ static void test_errors(void) {
 int main(void) {
     T_RUN(test_grid);
     T_RUN(test_kernels);
+    T_RUN(test_long_decode);
     T_RUN(test_errors);
     return t_done();
 }

@@ -12,8 +12,9 @@
  * Kernels: portable C, or AVX2/FMA (own target attribute) when the backend's matmul path is
  * not the portable one, so VELA_CPU_ISA=portable keeps the whole backend generic. On an
  * avx512 backend the whole op goes to attention_avx512.c instead (tiles of several rows,
- * transposed key chunks, vectorized softmax) for head_dim up to ATT512_MAX_HEAD_DIM; the
- * kernels here stay as the reference (portable) and the AVX2 path.
+ * transposed key chunks, vectorized softmax, decode keys split across idle threads) for
+ * head_dim up to ATT512_MAX_HEAD_DIM; the kernels here stay as the reference (portable) and
+ * the AVX2 path.
  *
  * Invariants:
  *   1. each output (row, head) slice is written by exactly one thread, once;

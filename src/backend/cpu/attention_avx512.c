@@ -10,7 +10,7 @@
  * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs, so any block size works):
  *   1. the K rows are widened to F32 and transposed (16x16 in registers) into kt[d][16], so a
  *      score vector of 16 keys is sum_d q[j][d] * kt[d]: FMAs with a broadcast q scalar, no
- *      horizontal sums;
+ *      horizontal sums (BF16 rows are transposed as 32-bit pairs first, then widened);
  *   2. for each group of up to ATT512_QB qv (the accumulators stay in registers): scores,
  *      scale, causal mask (lanes past the qv's position or past the chunk are dropped), online
  *      softmax (running max per qv; the sum is kept lane-wise and reduced at the end; exp
@@ -18,21 +18,33 @@
  *      accumulators for one 16-column slice in registers while the chunk's V rows stream past.
  * Rows whose position lies before the chunk (the first rows of a tile, last chunk only) are
  * skipped, so no key is ever scored for a row that may not see it. The next chunk's K and V
- * rows are prefetched while this one computes (decode reads the cache once, cold).
+ * rows are prefetched while this one computes (decode reads the cache once, cold); a tile
+ * of one group (decode) spreads those prefetches over its score loop instead of issuing
+ * them at once, which kept the FMAs waiting on full line fill buffers.
  * Small batches get shorter tiles so that each thread still has several items.
  *
+ * Split-K ("flash-decoding"): when even one-row tiles leave fewer than ATT512_ITEMS_PER_THREAD
+ * items per thread (decode of a few sequences), each item's keys are cut into splits of at
+ * least ATT512_SPLIT_MIN_KEYS, handed out as separate units. A split writes its partial
+ * (max, sum, unnormalized acc per qv) to the backend's split scratch (struct be_cpu
+ * attn_scratch, sized once); the last unit of the item to finish (atomic counter) merges the
+ * partials with the log-sum-exp rule and writes o.
+ *
  * Numerics: FP32 scores, softmax and accumulation like the portable path; only the summation
- * order and the exp polynomial (about 1 ulp) differ, well within 1e-5 relative.
+ * order, the exp polynomial (about 1 ulp) and, under split-K, the FP32 merge differ, well
+ * within 1e-5 relative.
  *
  * Invariants:
- *   1. each output (row, head) slice is written by exactly one thread, once;
+ *   1. each output (row, head) slice is written by exactly one thread, once (a split item's by
+ *      its last finisher, after every partial is released to it);
  *   2. items are handed out from an atomic counter, last tiles first: in a prefill they have
  *      the longest contexts, so the threads finish together;
  *   3. only cache rows reachable through the block table of the row's own sequence, at key
  *      indices <= the largest position in the sub-tile, are read; keys past a row's own
  *      position get weight exactly 0;
- *   4. per-thread scratch is one struct att512_scratch on the worker's stack (about 84 KB);
- *      nothing is allocated.
+ *   4. per-thread scratch is one struct att512_scratch on the worker's stack (about 88 KB),
+ *      split partials live in the backend's preallocated split scratch (one slot per unit, no
+ *      two units share one); nothing is allocated.
  * Owner thread calls; work runs on the pool. */
 #include "backend/cpu/attn_ops.h"
 #include "backend/cpu/cpu_ops.h"
@@ -63,6 +75,11 @@
 /* Items per pool thread below which tiles get fewer rows: a tile of decode rows (one per
  * sequence) runs them one after another, and the atomic hand-out balances only whole items. */
 #define ATT512_ITEMS_PER_THREAD 4
+/* Split-K: fewest keys per split (below that the merge and the extra hand-outs cost about as
+ * much as the keys), and the most items one call may split (bounds the counters, which live
+ * in the context on the caller's stack). */
+#define ATT512_SPLIT_MIN_KEYS  256
+#define ATT512_SPLIT_MAX_ITEMS 256
 
 struct att512_scratch {
     _Alignas(64) float kt[ATT512_MAX_HEAD_DIM][ATT512_KC];      /* K chunk, transposed */
@@ -73,7 +90,11 @@ struct att512_scratch {
     float mx[ATT512_MAX_QV];                                    /* running max per qv */
     int64_t pos[ATT512_MAX_QV];                                 /* sequence position per qv */
     const void *vrow[ATT512_KC]; /* V row t of the chunk in the cache (F32 or BF16) */
-    bool v_bf16;                 /* widened as the P·V loop reads them: each once per group */
+    /* Cache lines of the next chunk's K and V rows when the tile has one group (decode),
+     * issued pf_per per head_dim step of its score loop; n_pf 0: none pending. */
+    const char *pf[2 * ATT512_KC * (ATT512_MAX_HEAD_DIM * 4 / 64)];
+    int n_pf, pf_per;
+    bool v_bf16; /* widened as the P·V loop reads them: each once per group */
 };
 
 struct att512_ctx {
@@ -84,6 +105,15 @@ struct att512_ctx {
     int64_t gt, n_htiles; /* heads per head tile (balanced), head tiles per kv head */
     int64_t rt, n_rtiles; /* rows per row tile, row tiles */
     atomic_llong next;
+    /* Split-K (decode at long contexts, few items): item it runs as units
+     * [ustart[it], ustart[it + 1]) of the atomic hand-out, each over its own key range; the
+     * partials go to part (one stride of floats per unit) and the last unit of an item to
+     * finish merges them (done[it] counts finished units). n_split_items 0: no split. */
+    int64_t n_split_items, n_units;
+    int32_t ustart[ATT512_SPLIT_MAX_ITEMS + 1];
+    atomic_int done[ATT512_SPLIT_MAX_ITEMS];
+    float *part;
+    size_t part_stride; /* floats per unit: nq max, sum, then nq x head_dim acc */
 };
 
 /* What one sub-tile works on (rows [r0, r0 + nr) of one sequence, heads h0 .. h0 + ng - 1). */
@@ -159,9 +189,39 @@ ATT512_INLINE void att512_transpose16(__m512 r[16]) {
     }
 }
 
+/* att512_load_kt for a BF16 cache: the rows are transposed as 32-bit pairs of elements
+ * (d, d + 1), 32 columns per transpose, and widened after it (the low half shifted up, the
+ * high half masked): half the shuffles and no per-element conversion. */
+ATT512_INLINE void att512_load_kt_bf16(struct att512_scratch *s, const void *const *kp, int32_t nk,
+                                       int32_t hd) {
+    for (int32_t d0 = 0; d0 < hd; d0 += 32) {
+        __mmask16 m = att512_mask((hd - d0) / 2); /* head_dim is even: whole pairs */
+        int np = (hd - d0) / 2 < 16 ? (hd - d0) / 2 : 16;
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++)
+            r[t] =
+                t < nk
+                    ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, (const uint16_t *)kp[t] + d0))
+                    : _mm512_setzero_ps();
+        att512_transpose16(r);
+        __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+#pragma GCC unroll 16
+        for (int i = 0; i < np; i++) {
+            __m512i x = _mm512_castps_si512(r[i]);
+            _mm512_store_ps(s->kt[d0 + 2 * i], _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)));
+            _mm512_store_ps(s->kt[d0 + 2 * i + 1], _mm512_castsi512_ps(_mm512_and_si512(x, hi)));
+        }
+    }
+}
+
 /* kt[d][t] = K[key t][d] as F32 for t < nk (lanes t >= nk are 0). */
 ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, int32_t nk,
                               enum be_dtype dt, int32_t hd) {
+    if (dt == BE_BF16) {
+        att512_load_kt_bf16(s, kp, nk, hd);
+        return;
+    }
     for (int32_t d0 = 0; d0 < hd; d0 += 16) {
         __mmask16 m = att512_mask(hd - d0);
         __m512 r[16];
@@ -175,13 +235,16 @@ ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, i
 }
 
 /* One group of N (a constant at every call site) query vectors j0 .. j0+N-1 against the
- * chunk of nk keys starting at key k0. */
+ * chunk of nk keys starting at key k0; VB: V is BF16; PF: the score loop issues s->pf. */
 ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, const bool VB,
-                                int32_t hd, int64_t k0, int32_t nk, float scale) {
+                                const bool PF, int32_t hd, int64_t k0, int32_t nk, float scale) {
     __m512 a[ATT512_QB];
+    int ip = 0, n_pf = s->n_pf;
 #pragma GCC unroll 8
     for (int i = 0; i < N; i++) a[i] = _mm512_setzero_ps();
     for (int32_t d = 0; d < hd; d++) {
+        if (PF)
+            for (int i = 0; i < s->pf_per && ip < n_pf; i++) __builtin_prefetch(s->pf[ip++]);
         __m512 kd = _mm512_load_ps(s->kt[d]);
 #pragma GCC unroll 8
         for (int i = 0; i < N; i++)
@@ -199,6 +262,7 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
         old[i] = s->mx[j0 + i];
         cur[i] = s->mx[j0 + i] = cmax > old[i] ? cmax : old[i];
     }
+    s->n_pf = 0; /* issued */
     __mmask16 mn = att512_mask(N);
     /* exp(old - new): 1 where the max held; ~1e-38 at the first chunk (old = -inf), where it
      * only scales zeros */
@@ -232,14 +296,18 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
 
 #define ATT512_GROUP_CASE(n)                                                                       \
     case n:                                                                                        \
-        if (s->v_bf16)                                                                             \
-            att512_group(s, j0, n, true, hd, k0, nk, scale);                                       \
+        if (s->v_bf16 && s->n_pf)                                                                  \
+            att512_group(s, j0, n, true, true, hd, k0, nk, scale);                                 \
+        else if (s->v_bf16)                                                                        \
+            att512_group(s, j0, n, true, false, hd, k0, nk, scale);                                \
+        else if (s->n_pf)                                                                          \
+            att512_group(s, j0, n, false, true, hd, k0, nk, scale);                                \
         else                                                                                       \
-            att512_group(s, j0, n, false, hd, k0, nk, scale);                                      \
+            att512_group(s, j0, n, false, false, hd, k0, nk, scale);                               \
         break
 
-/* att512_group with N and the V dtype as constants, so each instance keeps its accumulators
- * in registers and its inner loops branch-free. n in [1, ATT512_QB]. */
+/* att512_group with N, the V dtype and whether it prefetches as constants, so each instance keeps
+ * its accumulators in registers and its inner loops branch-free. n in [1, ATT512_QB]. */
 ATT512_FN void att512_group_n(struct att512_scratch *s, int j0, int n, int32_t hd, int64_t k0,
                               int32_t nk, float scale) {
     switch (n) {
@@ -329,25 +397,59 @@ static void att512_prefetch(const void *const *kp, const void *const *vp, int32_
         }
 }
 
-/* One sub-tile: every chunk of keys up to the last row's position. */
-static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s,
-                            const struct att512_tile *tl, int64_t pos0) {
+/* The same lines listed for a tile's only group to issue a few at a time from its score
+ * loop: issued at once they fill the line fill buffers, and the FMAs queue behind them. */
+static void att512_prefetch_list(struct att512_scratch *s, const void *const *kp,
+                                 const void *const *vp, int32_t nk, size_t row_bytes, int32_t hd) {
+    int n = 0;
+    for (int32_t t = 0; t < nk; t++)
+        for (size_t b = 0; b < row_bytes; b += 64) {
+            s->pf[n++] = (const char *)kp[t] + b;
+            s->pf[n++] = (const char *)vp[t] + b;
+        }
+    s->n_pf = n, s->pf_per = (n + hd - 1) / hd;
+}
+
+/* Split-K partial of a sub-tile: max and sum per qv, then the unnormalized accumulators. */
+ATT512_FN void att512_tile_part(const struct att512_ctx *c, struct att512_scratch *s,
+                                const struct att512_tile *tl, float *part) {
     int32_t hd = c->m->head_dim;
-    int64_t n_keys = pos0 + tl->nr, ib = 0;
-    int32_t off = 0, cur = 0;
+    for (int j = 0; j < tl->nq; j++) {
+        part[j] = s->mx[j];
+        part[tl->nq + j] = _mm512_reduce_add_ps(_mm512_load_ps(s->lsum[j]));
+        float *a = part + 2 * tl->nq + (size_t)j * (size_t)hd;
+        for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+            __mmask16 m = att512_mask(hd - d0);
+            _mm512_mask_storeu_ps(a + d0, m, _mm512_maskz_loadu_ps(m, s->acc[j] + d0));
+        }
+    }
+}
+
+/* One sub-tile over keys [kb, ke) (kb a multiple of ATT512_KC; ke at most the last row's
+ * position + 1): into o when part is NULL, else as a split-K partial (one row only). */
+static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s,
+                            const struct att512_tile *tl, int64_t pos0, int64_t kb, int64_t ke,
+                            float *part) {
+    int32_t hd = c->m->head_dim, bs = c->m->block_size;
+    int64_t n_keys = ke, ib = kb / bs;
+    int32_t off = (int32_t)(kb % bs), cur = 0;
     size_t row_bytes = (size_t)hd * (c->kc->dtype == BE_F32 ? 4 : 2);
     const void *kp[2][ATT512_KC], *vp[2][ATT512_KC]; /* this chunk's rows and the next's */
     att512_tile_init(c, s, tl, pos0);
+    s->n_pf = 0;
     s->v_bf16 = c->vc->dtype == BE_BF16;
-    att512_chunk_rows(c, tl, n_keys < ATT512_KC ? (int32_t)n_keys : ATT512_KC, &ib, &off, kp[0],
-                      vp[0]);
-    for (int64_t k0 = 0; k0 < n_keys; k0 += ATT512_KC, cur ^= 1) {
+    att512_chunk_rows(c, tl, n_keys - kb < ATT512_KC ? (int32_t)(n_keys - kb) : ATT512_KC, &ib,
+                      &off, kp[0], vp[0]);
+    for (int64_t k0 = kb; k0 < n_keys; k0 += ATT512_KC, cur ^= 1) {
         int32_t nk = (int32_t)(n_keys - k0 < ATT512_KC ? n_keys - k0 : ATT512_KC);
         int64_t left_keys = n_keys - k0 - nk;
         if (left_keys > 0) {
             int32_t nn = left_keys < ATT512_KC ? (int32_t)left_keys : ATT512_KC;
             att512_chunk_rows(c, tl, nn, &ib, &off, kp[cur ^ 1], vp[cur ^ 1]);
-            att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
+            if (tl->nq <= ATT512_QB) /* one group (decode): spread over its score loop */
+                att512_prefetch_list(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd);
+            else /* several groups (prefill): compute-bound, so all at once is as good */
+                att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
         }
         for (int32_t t = 0; t < nk; t++) s->vrow[t] = vp[cur][t];
         att512_load_kt(s, kp[cur], nk, c->kc->dtype, hd);
@@ -361,7 +463,10 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
             j += n, left -= n;
         }
     }
-    att512_tile_store(c, s, tl);
+    if (part)
+        att512_tile_part(c, s, tl, part);
+    else
+        att512_tile_store(c, s, tl);
 }
 
 static int32_t att512_seq_of_row(const struct attn_meta *m, int64_t r) {
@@ -390,21 +495,135 @@ static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, in
         int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
         tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nr * tl.ng;
         tl.bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
-        att512_tile_run(c, s, &tl, (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]));
+        int64_t pos0 = (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]);
+        att512_tile_run(c, s, &tl, pos0, 0, pos0 + tl.nr, NULL);
         hi = r0;
     }
+}
+
+/* Split mode (rt == 1): the one-row sub-tile of item it, and the row's position. */
+static void att512_row_tile(const struct att512_ctx *c, int64_t it, struct att512_tile *tl,
+                            int64_t *pos) {
+    const struct attn_meta *m = c->m;
+    int64_t per_tile = c->n_kv * c->n_htiles, row = c->n_rows - 1 - it / per_tile;
+    int64_t r = it % per_tile, g0 = (r % c->n_htiles) * c->gt;
+    int32_t sq = att512_seq_of_row(m, row);
+    tl->kvh = r / c->n_htiles;
+    tl->h0 = tl->kvh * c->group + g0;
+    tl->ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
+    tl->r0 = row, tl->nr = 1, tl->nq = tl->ng;
+    tl->bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
+    *pos = (int64_t)m->n_computed[sq] + (row - m->query_start[sq]);
+}
+
+/* The log-sum-exp merge of an item's n_sp partials (unit order) into o: each partial is
+ * rescaled from its own max to the common one, exactly as the online softmax rescales. */
+ATT512_FN void att512_merge(const struct att512_ctx *c, struct att512_scratch *s,
+                            const struct att512_tile *tl, const float *part0, int n_sp) {
+    int32_t hd = c->m->head_dim, nq = tl->nq;
+    for (int j = 0; j < nq; j++) {
+        float mx = -INFINITY, sum = 0.0f;
+        for (int u = 0; u < n_sp; u++) {
+            float x = part0[(size_t)u * c->part_stride + (size_t)j];
+            mx = x > mx ? x : mx;
+        }
+        for (int32_t d0 = 0; d0 < hd; d0 += 16)
+            _mm512_mask_storeu_ps(s->acc[j] + d0, att512_mask(hd - d0), _mm512_setzero_ps());
+        for (int u = 0; u < n_sp; u++) {
+            const float *p = part0 + (size_t)u * c->part_stride;
+            float w = expf(p[j] - mx); /* every split saw at least one key: p[j] is finite */
+            const float *a = p + 2 * nq + (size_t)j * (size_t)hd;
+            sum += w * p[nq + j];
+            for (int32_t d0 = 0; d0 < hd; d0 += 16) {
+                __mmask16 m = att512_mask(hd - d0);
+                __m512 x = _mm512_maskz_loadu_ps(m, s->acc[j] + d0);
+                x = _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_maskz_loadu_ps(m, a + d0), x);
+                _mm512_mask_storeu_ps(s->acc[j] + d0, m, x);
+            }
+        }
+        _mm512_store_ps(s->lsum[j], _mm512_maskz_mov_ps(1, _mm512_set1_ps(sum)));
+    }
+    att512_tile_store(c, s, tl);
+}
+
+/* Split-mode unit u: chunks [si * n_ch / n_sp, (si + 1) * n_ch / n_sp) of its item's keys
+ * (each split at least one chunk, since n_sp <= n_ch); the last to finish merges. */
+static void att512_unit(struct att512_ctx *c, struct att512_scratch *s, int64_t u) {
+    int32_t lo = 0, hi = (int32_t)c->n_split_items - 1; /* last item with ustart <= u */
+    while (lo < hi) {
+        int32_t mid = (lo + hi + 1) / 2;
+        if (c->ustart[mid] <= u)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    int n_sp = c->ustart[lo + 1] - c->ustart[lo];
+    if (n_sp == 1) {
+        att512_item(c, s, lo);
+        return;
+    }
+    struct att512_tile tl;
+    int64_t pos, si = u - c->ustart[lo];
+    att512_row_tile(c, lo, &tl, &pos);
+    int64_t n_ch = (pos + ATT512_KC) / ATT512_KC; /* chunks of keys 0 .. pos */
+    int64_t kb = si * n_ch / n_sp * ATT512_KC, ke = (si + 1) * n_ch / n_sp * ATT512_KC;
+    att512_tile_run(c, s, &tl, pos, kb, ke < pos + 1 ? ke : pos + 1,
+                    c->part + (size_t)u * c->part_stride);
+    /* release our partial; the last finisher acquires everyone's */
+    if (atomic_fetch_add_explicit(&c->done[lo], 1, memory_order_acq_rel) == n_sp - 1)
+        att512_merge(c, s, &tl, c->part + (size_t)c->ustart[lo] * c->part_stride, n_sp);
 }
 
 static void att512_worker(void *arg, int i, int n_threads) {
     (void)i, (void)n_threads;
     struct att512_ctx *c = arg;
     struct att512_scratch s; /* on this thread's stack: invariant 4 */
-    int64_t n_items = c->n_rtiles * c->n_kv * c->n_htiles;
+    int64_t n = c->n_split_items ? c->n_units : c->n_rtiles * c->n_kv * c->n_htiles;
     for (;;) {
         int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (it >= n_items) break;
-        att512_item(c, &s, it);
+        if (it >= n) break;
+        if (c->n_split_items)
+            att512_unit(c, &s, it);
+        else
+            att512_item(c, &s, it);
     }
+}
+
+/* Split-K plan for calls of one-row items that leave threads idle (fewer than `want`): keys
+ * are cut into splits of `chunk` keys (a multiple of ATT512_KC, at least
+ * ATT512_SPLIT_MIN_KEYS) sized so the call has about `want` units; the chunk doubles until
+ * the partials fit the backend's split scratch. Leaves n_split_items 0 when nothing splits. */
+static void att512_plan_split(struct att512_ctx *c, const struct be_cpu *cb, int64_t want) {
+    int64_t n_items = c->n_rtiles * c->n_kv * c->n_htiles, total = 0, max_keys = 0;
+    c->part_stride = ((size_t)c->gt * (size_t)(c->m->head_dim + 2) + 15) & ~(size_t)15;
+    int64_t max_units = (int64_t)(cb->attn_scratch_bytes / (c->part_stride * sizeof(float)));
+    if (c->rt != 1 || n_items >= want || n_items > ATT512_SPLIT_MAX_ITEMS || n_items > max_units)
+        return;
+    for (int64_t it = 0; it < n_items; it++) {
+        struct att512_tile tl;
+        int64_t pos;
+        att512_row_tile(c, it, &tl, &pos);
+        total += pos + 1;
+        max_keys = pos + 1 > max_keys ? pos + 1 : max_keys;
+    }
+    int64_t chunk = ((total + want - 1) / want + ATT512_KC - 1) / ATT512_KC * ATT512_KC, units;
+    if (chunk < ATT512_SPLIT_MIN_KEYS) chunk = ATT512_SPLIT_MIN_KEYS;
+    for (;; chunk *= 2) {
+        units = 0;
+        for (int64_t it = 0; it < n_items; it++) {
+            struct att512_tile tl;
+            int64_t pos;
+            att512_row_tile(c, it, &tl, &pos);
+            c->ustart[it] = (int32_t)units;
+            units += (pos + chunk) / chunk; /* ceil((pos + 1) / chunk) */
+        }
+        if (units <= max_units || chunk >= max_keys) break;
+    }
+    if (units == n_items) return; /* every item fits one split */
+    c->ustart[n_items] = (int32_t)units;
+    for (int64_t it = 0; it < n_items; it++) atomic_init(&c->done[it], 0);
+    c->part = cb->attn_scratch;
+    c->n_units = units, c->n_split_items = n_items;
 }
 
 int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
@@ -428,6 +647,7 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
         if (c.rt < 1) c.rt = 1;
     }
     c.n_rtiles = (c.n_rows + c.rt - 1) / c.rt;
+    att512_plan_split(&c, cb, want);
     atomic_init(&c.next, 0);
     tp_run(cb->pool, att512_worker, &c);
     return 0;

@@ -21,6 +21,11 @@ int cpu_attention(struct be *b, struct tensor *o, const struct tensor *q,
  * keys and the tile's queries at that width); larger head dims use the AVX2 kernel. Same
  * contract as cpu_attention; VELA_EUNSUP above the limit. */
 #define ATT512_MAX_HEAD_DIM 256
+/* Bytes of the backend's split-K scratch (struct be_cpu attn_scratch), allocated once with
+ * the backend: the partials of a decode call split across threads (head tile x (head_dim + 2)
+ * floats per split: 1.8 KB at the 0.5B shape, 8 KB at the widest), so 1 MiB holds at least
+ * 127 splits; a call that would need more splits fewer. */
+#define ATT512_SPLIT_SCRATCH_BYTES (1u << 20)
 int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k_cache, const struct tensor *v_cache,
                          const struct attn_meta *m, struct err *e);

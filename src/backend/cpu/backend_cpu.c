@@ -21,6 +21,7 @@ static void cpu_free(struct be *b) {
     struct be_cpu *c = (struct be_cpu *)b;
     tp_free(c->pool);
     free(c->scratch);
+    free(c->attn_scratch);
     free(c);
 }
 
@@ -154,13 +155,18 @@ int be_cpu_new_opts(struct be **out, const struct be_cpu_opts *opts, struct err 
     c->isa = opts->isa == CPU_ISA_AUTO ? cpu_isa_best(opts->f32_activations) : opts->isa;
     c->scratch_bytes = scratch;
     c->scratch = aligned_alloc(64, scratch);
-    if (!c->scratch) {
+    c->attn_scratch_bytes = ATT512_SPLIT_SCRATCH_BYTES;
+    c->attn_scratch = aligned_alloc(64, c->attn_scratch_bytes);
+    if (!c->scratch || !c->attn_scratch) {
+        free(c->scratch);
+        free(c->attn_scratch);
         free(c);
         return err_set(e, VELA_ENOMEM, "cpu backend: cannot allocate %zu scratch bytes", scratch);
     }
     int rc = tp_new(&c->pool, opts->n_threads, e);
     if (rc != 0) {
         free(c->scratch);
+        free(c->attn_scratch);
         free(c);
         return err_wrap(e, "cpu backend");
     }

@@ -13,6 +13,8 @@ struct be_cpu {
     enum cpu_isa isa; /* resolved matmul path, never AUTO */
     void *scratch;    /* owned, 64-byte aligned, scratch_bytes: matmul activations */
     size_t scratch_bytes;
+    void *attn_scratch; /* owned, 64-byte aligned, attn_scratch_bytes: split-K partials */
+    size_t attn_scratch_bytes;
 };
 
 int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,
