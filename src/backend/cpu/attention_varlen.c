@@ -1,22 +1,31 @@
 /* attention_varlen: non-causal attention inside the segments of a packed sequence on the CPU
  * (the ViT's window and full attention, spec §4.5), all heads of equal width.
  *
- * A work item is (tile of VA_QT consecutive query rows, head). A tile that straddles a
- * segment boundary is processed in pieces, one per segment, so no per-call table of tiles
- * is needed. For each piece the keys of its segment are walked in chunks of VA_KB: scores
- * for every query of the piece, an online softmax (running max and sum, the accumulator
- * rescaled when the max grows) and the weighted sum of V, so each key and value row is read
- * once per tile rather than once per query. Scores, softmax and accumulation are FP32 (SDPA's
- * precision, spec §10.1); BF16 inputs are widened exactly and a BF16 o is rounded once.
- * With F32 tensors, head_dim a multiple of 16 (at most 256), an AVX-512F CPU and a backend
- * not forced to the portable path, each piece runs the vector kernel of
- * attention_varlen_avx512.c instead (same FP32 math, FMA and a polynomial exp).
+ * A work item is (tile of up to rt consecutive query rows of one segment, head): tiles are
+ * cut from each segment's start, so a tile never straddles segments and the last tile of a
+ * segment may be short. The AVX-512F kernel (attention_varlen_avx512.c: F32 tensors,
+ * head_dim a multiple of 16 and at most 256, an AVX-512F CPU, a backend not forced to the
+ * portable path) takes tiles of VA_AVX512_ROWS rows; the portable kernel below, the reference,
+ * tiles of VA_QT. For each tile the keys of its segment are walked in chunks: scores for every
+ * query of the tile, an online softmax (running max and sum, the accumulator rescaled when the
+ * max grows) and the weighted sum of V, so each key and value row is read once per tile rather
+ * than once per query. Scores, softmax and accumulation are FP32 (SDPA's precision, spec
+ * §10.1); BF16 inputs are widened exactly and a BF16 o is rounded once.
+ *
+ * Hand-out: a cursor under a mutex walks the segments in passes by length class (lengths in
+ * [2^c, 2^(c+1)), longest class first), and within a segment head by head, tile by tile.
+ * The longest segments (an image's full attention) start first, so the threads finish
+ * together, and consecutive items of a segment share one head's K and V rows in the caches.
+ * No table is built: each pass scans the segments once, so the cost is O(n_segs) per length
+ * class present, and nothing is allocated per call. A lock per item is cheap next to an
+ * item (at least a 64-key window: tens of microseconds).
  *
  * Invariants:
- *   1. each output (row, head) slice is written by exactly one thread, once;
+ *   1. each output (row, head) slice is written by exactly one thread, once: the cursor
+ *      hands out every (segment, head, tile) exactly once;
  *   2. a query row reads only the key/value rows of its own segment (isolation between
  *      windows, images and temporal groups);
- *   3. items are handed out dynamically from an atomic counter; nothing is allocated.
+ *   3. nothing is allocated; the AVX-512 kernel's scratch is on each worker's stack.
  * Owner thread only; work runs on the pool. */
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/vit_ops.h"
@@ -24,31 +33,78 @@
 #include "util/limits.h"
 
 #include <math.h>
-#include <stdatomic.h>
+#include <pthread.h>
 
-#define VA_QT 4  /* query rows per tile */
-#define VA_KB 64 /* keys per chunk */
+#define VA_QT 4  /* query rows per tile of the portable kernel */
+#define VA_KB 64 /* keys per chunk of the portable kernel */
+
+/* The next item to hand out: pass `cls` (-1: done), segment, head, first row in the segment. */
+struct va_cursor {
+    int cls;
+    int32_t seg;
+    int64_t head, row;
+};
 
 struct va_ctx {
     struct tensor *o;
     const struct tensor *q, *k, *v;
     const struct varlen_meta *m;
-    int64_t n_rows, n_heads, n_tiles;
-    bool avx512; /* pieces run va_piece_avx512 */
-    atomic_llong next;
+    int64_t n_heads;
+    int32_t rt;           /* query rows per tile */
+    bool avx512;          /* tiles run va_tile_avx512 */
+    uint32_t classes;     /* bit c: some segment's length is in [2^c, 2^(c+1)) */
+    pthread_mutex_t lock; /* guards cur */
+    struct va_cursor cur;
 };
 
-/* Segment of row r: the last s with cu_seqlens[s] <= r. */
-static int32_t seg_of_row(const struct varlen_meta *m, int64_t r) {
-    int32_t lo = 0, hi = m->n_segs - 1;
-    while (lo < hi) {
-        int32_t mid = (lo + hi + 1) / 2;
-        if (m->cu_seqlens[mid] <= r)
-            lo = mid;
-        else
-            hi = mid - 1;
+/* One work item: rows [r0, r0 + nr) of segment seg, one head. */
+struct va_item {
+    int32_t seg, nr;
+    int64_t r0, head;
+};
+
+/* floor(log2(len)) for len >= 1: the length class. */
+static int va_class(int64_t len) {
+    int c = 0;
+    while (len >>= 1) c++;
+    return c;
+}
+
+/* The highest class present below cls, or -1. */
+static int va_class_below(uint32_t classes, int cls) {
+    for (int c = cls - 1; c >= 0; c--)
+        if (classes & (1u << c)) return c;
+    return -1;
+}
+
+/* Takes the next item off the cursor; false when every item has been handed out. */
+static bool va_next(struct va_ctx *c, struct va_item *it) {
+    const int32_t *cu = c->m->cu_seqlens;
+    struct va_cursor *u = &c->cur;
+    bool ok = false;
+    pthread_mutex_lock(&c->lock);
+    while (u->cls >= 0) {
+        if (u->seg >= c->m->n_segs) { /* pass done: the next shorter class */
+            u->cls = va_class_below(c->classes, u->cls), u->seg = 0;
+            continue;
+        }
+        int64_t len = (int64_t)cu[u->seg + 1] - cu[u->seg];
+        if (va_class(len) != u->cls) {
+            u->seg++;
+            continue;
+        }
+        it->seg = u->seg, it->head = u->head, it->r0 = cu[u->seg] + u->row;
+        it->nr = (int32_t)(len - u->row < c->rt ? len - u->row : c->rt);
+        u->row += c->rt;
+        if (u->row >= len) { /* segment done for this head */
+            u->row = 0;
+            if (++u->head == c->n_heads) u->head = 0, u->seg++;
+        }
+        ok = true;
+        break;
     }
-    return lo;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
 }
 
 /* Row r, columns [c0, c0 + n) of t as FP32 into dst. */
@@ -128,27 +184,17 @@ static void va_piece(const struct va_ctx *c, int64_t r0, int32_t nq, int64_t s0,
 static void va_worker(void *arg, int i_thread, int n_threads) {
     (void)i_thread, (void)n_threads;
     struct va_ctx *c = arg;
-    int64_t n_items = c->n_tiles * c->n_heads;
-    for (;;) {
-        int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (it >= n_items) break;
-        int64_t head = it % c->n_heads, r = (it / c->n_heads) * VA_QT;
-        int64_t end = r + VA_QT < c->n_rows ? r + VA_QT : c->n_rows;
-        while (r < end) { /* one piece per segment the tile touches */
-            int32_t s = seg_of_row(c->m, r);
-            int64_t s0 = c->m->cu_seqlens[s], s1 = c->m->cu_seqlens[s + 1];
-            int64_t pe = end < s1 ? end : s1;
-            if (c->avx512) {
-                int64_t col = head * c->m->head_dim;
-                va_piece_avx512(be_tensor_addr(c->q, r, col), c->q->row_stride, (int32_t)(pe - r),
-                                be_tensor_addr(c->k, s0, col), c->k->row_stride,
-                                be_tensor_addr(c->v, s0, col), c->v->row_stride, s1 - s0,
-                                c->m->head_dim, c->m->scale, be_tensor_addr(c->o, r, col),
-                                c->o->row_stride);
-            } else {
-                va_piece(c, r, (int32_t)(pe - r), s0, s1, head);
-            }
-            r = pe;
+    struct va_item it;
+    while (va_next(c, &it)) {
+        int64_t s0 = c->m->cu_seqlens[it.seg], s1 = c->m->cu_seqlens[it.seg + 1];
+        if (c->avx512) {
+            int64_t col = it.head * c->m->head_dim;
+            va_tile_avx512(be_tensor_addr(c->q, it.r0, col), c->q->row_stride, it.nr,
+                           be_tensor_addr(c->k, s0, col), c->k->row_stride,
+                           be_tensor_addr(c->v, s0, col), c->v->row_stride, s1 - s0, c->m->head_dim,
+                           c->m->scale, be_tensor_addr(c->o, it.r0, col), c->o->row_stride);
+        } else {
+            va_piece(c, it.r0, it.nr, s0, s1, it.head);
         }
     }
 }
@@ -156,16 +202,19 @@ static void va_worker(void *arg, int i_thread, int n_threads) {
 int cpu_attention_varlen(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k, const struct tensor *v,
                          const struct varlen_meta *m, struct err *e) {
-    (void)e;
     struct va_ctx c = {.o = o, .q = q, .k = k, .v = v, .m = m};
-    c.n_rows = be_tensor_rows(q);
     c.n_heads = be_tensor_cols(q) / m->head_dim;
-    c.n_tiles = (c.n_rows + VA_QT - 1) / VA_QT;
     const struct tensor *ts[4] = {o, q, k, v};
     c.avx512 = cpu_features_get()->avx512f && ((struct be_cpu *)b)->isa != CPU_ISA_PORTABLE &&
                m->head_dim % 16 == 0 && m->head_dim <= 256;
     for (int i = 0; i < 4; i++) c.avx512 = c.avx512 && ts[i]->dtype == BE_F32;
-    atomic_init(&c.next, 0);
+    c.rt = c.avx512 ? VA_AVX512_ROWS : VA_QT;
+    for (int32_t s = 0; s < m->n_segs; s++) /* lengths >= 1 (backend/vit_ops.c checks) */
+        c.classes |= 1u << va_class((int64_t)m->cu_seqlens[s + 1] - m->cu_seqlens[s]);
+    c.cur.cls = va_class_below(c.classes, 32);
+    if (pthread_mutex_init(&c.lock, NULL) != 0)
+        return err_set(e, VELA_ENOMEM, "attention_varlen: cannot create the hand-out lock");
     tp_run(((struct be_cpu *)b)->pool, va_worker, &c);
+    pthread_mutex_destroy(&c.lock);
     return 0;
 }

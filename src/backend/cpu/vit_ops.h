@@ -18,13 +18,17 @@ int cpu_layer_norm(struct be *b, struct tensor *y, const struct tensor *x,
 int cpu_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const int32_t *rows,
                     struct err *e);
 
-/* attention_varlen's AVX-512F piece (attention_varlen_avx512.c): nq <= 4 query rows (q, row
- * stride q_stride) against n_keys key/value rows of one head, all F32, head_dim hd a multiple
- * of 16 and at most 256; writes the nq normalized output rows to o (stride o_stride). Only
- * call it where cpu_features_get()->avx512f. */
-void va_piece_avx512(const float *q, int64_t q_stride, int32_t nq, const float *k, int64_t k_stride,
-                     const float *v, int64_t v_stride, int64_t n_keys, int32_t hd, float scale,
-                     float *o, int64_t o_stride);
+/* Query rows per tile of attention_varlen's AVX-512F kernel: four row vectors of 16 lanes. */
+#define VA_AVX512_ROWS 64
+
+/* attention_varlen's AVX-512F tile (attention_varlen_avx512.c): nq in [1, VA_AVX512_ROWS]
+ * query rows (q, row stride q_stride) against the n_keys >= 1 key/value rows of their segment,
+ * one head, all F32, head_dim hd a multiple of 16 and at most 256; writes the nq normalized
+ * output rows to o (stride o_stride). Strides are in floats. Only call it where
+ * cpu_features_get()->avx512f. */
+void va_tile_avx512(const float *q, int64_t q_stride, int32_t nq, const float *k, int64_t k_stride,
+                    const float *v, int64_t v_stride, int64_t n_keys, int32_t hd, float scale,
+                    float *o, int64_t o_stride);
 
 /* inv_freq[j] = 1 / theta^(2j / (head_dim/2)) for j < head_dim / 4, in FP32 as transformers'
  * Qwen2_5_VLVisionRotaryEmbedding computes it (the exponent is an FP32 quotient). */
