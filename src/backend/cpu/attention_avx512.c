@@ -57,6 +57,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "backend/cpu/simd512.h"
+
 /* CPU_ISA_AVX512 guarantees F, BW and VL (cpu_features.c); BW gives masked 16-bit loads. */
 #define ATT512_TARGET "avx512f,avx512bw,avx512vl"
 #define ATT512_FN     static __attribute__((target(ATT512_TARGET)))
@@ -133,60 +135,12 @@ static inline __mmask16 att512_mask(int32_t n) { /* lanes [0, n), n in [0, 16] *
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
 }
 
-/* e^x for x <= 0 (the same Cephes-style polynomial as attention_varlen_avx512.c, about
- * 1 ulp); inputs below -87.3 give ~1e-38, lanes that must be 0 are masked by the caller. */
-ATT512_INLINE __m512 att512_exp(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 z = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(z, n);
-}
-
 /* Elements [d0, d0 + 16) of an F32 or BF16 row as F32; lanes outside m read as 0 (the head_dim
  * tail: it is even, so a BF16 tail is whole 16-bit elements). */
 ATT512_INLINE __m512 att512_load(const void *row, enum be_dtype dt, int32_t d0, __mmask16 m) {
     if (dt == BE_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + d0);
     __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + d0);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* In-register transpose of 16 vectors of 16 floats: r[i][d] -> r[d][i]. */
-ATT512_INLINE void att512_transpose16(__m512 r[16]) {
-    __m512 a[16], b[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) { /* lane L: (r2i, r2i+1) interleaved at 4L, 4L+1 / 4L+2, 4L+3 */
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) { /* b[4k+e] lane L: keys 4k..4k+3 at d = 4L + e */
-        __m512d x0 = _mm512_castps_pd(a[4 * k]), x1 = _mm512_castps_pd(a[4 * k + 1]);
-        __m512d x2 = _mm512_castps_pd(a[4 * k + 2]), x3 = _mm512_castps_pd(a[4 * k + 3]);
-        b[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
-        b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
-        b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
-        b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
-    }
-#pragma GCC unroll 4
-    for (int e = 0; e < 4; e++) { /* gather lane L of b[e], b[4+e], b[8+e], b[12+e] */
-        __m512 c0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x88);
-        __m512 c1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xdd);
-        __m512 c2 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x88);
-        __m512 c3 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xdd);
-        r[e] = _mm512_shuffle_f32x4(c0, c2, 0x88);
-        r[8 + e] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
-        r[4 + e] = _mm512_shuffle_f32x4(c1, c3, 0x88);
-        r[12 + e] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
-    }
 }
 
 /* att512_load_kt for a BF16 cache: the rows are transposed as 32-bit pairs of elements
@@ -204,7 +158,7 @@ ATT512_INLINE void att512_load_kt_bf16(struct att512_scratch *s, const void *con
                 t < nk
                     ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, (const uint16_t *)kp[t] + d0))
                     : _mm512_setzero_ps();
-        att512_transpose16(r);
+        simd512_transpose16(r);
         __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
 #pragma GCC unroll 16
         for (int i = 0; i < np; i++) {
@@ -228,7 +182,7 @@ ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, i
 #pragma GCC unroll 16
         for (int t = 0; t < 16; t++)
             r[t] = t < nk ? att512_load(kp[t], dt, d0, m) : _mm512_setzero_ps();
-        att512_transpose16(r);
+        simd512_transpose16(r);
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) _mm512_store_ps(s->kt[d0 + i], r[i]);
     }
@@ -266,13 +220,13 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
     __mmask16 mn = att512_mask(N);
     /* exp(old - new): 1 where the max held; ~1e-38 at the first chunk (old = -inf), where it
      * only scales zeros */
-    _mm512_store_ps(alpha, att512_exp(_mm512_sub_ps(_mm512_maskz_load_ps(mn, old),
-                                                    _mm512_maskz_load_ps(mn, cur))));
+    _mm512_store_ps(alpha, simd512_exp_neg(_mm512_sub_ps(_mm512_maskz_load_ps(mn, old),
+                                                         _mm512_maskz_load_ps(mn, cur))));
 #pragma GCC unroll 8
     for (int i = 0; i < N; i++) {
         int j = j0 + i;
-        __m512 p =
-            _mm512_maskz_mov_ps(valid[i], att512_exp(_mm512_sub_ps(a[i], _mm512_set1_ps(cur[i]))));
+        __m512 p = _mm512_maskz_mov_ps(
+            valid[i], simd512_exp_neg(_mm512_sub_ps(a[i], _mm512_set1_ps(cur[i]))));
         _mm512_store_ps(s->p[j], p);
         _mm512_store_ps(s->lsum[j],
                         _mm512_fmadd_ps(_mm512_load_ps(s->lsum[j]), _mm512_set1_ps(alpha[i]), p));

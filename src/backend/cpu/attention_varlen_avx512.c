@@ -34,6 +34,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "backend/cpu/simd512.h"
+
 #define VA512_TARGET "avx512f"
 #define VA512_FN     static __attribute__((target(VA512_TARGET)))
 #define VA512_INLINE static inline __attribute__((always_inline, target(VA512_TARGET)))
@@ -50,54 +52,6 @@ struct va512_scratch {
     _Alignas(64) float alpha[VA_AVX512_ROWS];             /* the chunk's rescale factor */
 };
 
-/* e^x for x <= 0 (scores minus their running max); inputs below -87.3 give ~1e-38. */
-VA512_INLINE __m512 va512_exp(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 z = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(z, n);
-}
-
-/* In-register transpose of 16 vectors of 16 floats: r[i][j] -> r[j][i]. Three rounds: pairs
- * of rows interleaved as 32-bit, then 64-bit elements, then 128-bit lanes gathered twice. */
-VA512_INLINE void va512_transpose16(__m512 r[16]) {
-    __m512 a[16], b[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        __m512d x0 = _mm512_castps_pd(a[4 * k]), x1 = _mm512_castps_pd(a[4 * k + 1]);
-        __m512d x2 = _mm512_castps_pd(a[4 * k + 2]), x3 = _mm512_castps_pd(a[4 * k + 3]);
-        b[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
-        b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
-        b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
-        b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
-    }
-#pragma GCC unroll 4
-    for (int e = 0; e < 4; e++) {
-        __m512 c0 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x88);
-        __m512 c1 = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xdd);
-        __m512 c2 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x88);
-        __m512 c3 = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xdd);
-        r[e] = _mm512_shuffle_f32x4(c0, c2, 0x88);
-        r[8 + e] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
-        r[4 + e] = _mm512_shuffle_f32x4(c1, c3, 0x88);
-        r[12 + e] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
-    }
-}
-
 /* Rows [0, nq) of q times scale into qt (zero rows up to the row vector's end); acc, max and
  * sum reset. */
 VA512_FN void va512_tile_init(struct va512_scratch *s, const float *q, int64_t q_stride, int32_t nq,
@@ -112,7 +66,7 @@ VA512_FN void va512_tile_init(struct va512_scratch *s, const float *q, int64_t q
                 r[i] =
                     row < nq ? _mm512_mul_ps(_mm512_loadu_ps(q + row * q_stride + d0), vs) : zero;
             }
-            va512_transpose16(r);
+            simd512_transpose16(r);
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++) {
                 _mm512_store_ps(&s->qt[d0 + i][16 * rv], r[i]);
@@ -169,18 +123,18 @@ VA512_FN void va512_softmax(struct va512_scratch *s, int32_t nrv, int32_t nk) {
     for (int32_t rv = 0; rv < nrv; rv++) {
         __m512 m0 = _mm512_load_ps(s->mx + 16 * rv), m = m0;
         for (int32_t t = 0; t < nk; t++) m = _mm512_max_ps(m, _mm512_load_ps(&s->p[t][16 * rv]));
-        __m512 al = va512_exp(_mm512_sub_ps(m0, m));
+        __m512 al = simd512_exp_neg(_mm512_sub_ps(m0, m));
         __m512 l0 = _mm512_mul_ps(_mm512_load_ps(s->sum + 16 * rv), al), l1 = _mm512_setzero_ps();
         int32_t t = 0;
         for (; t + 2 <= nk; t += 2) { /* two sums: the adds are a dependency chain */
-            __m512 e0 = va512_exp(_mm512_sub_ps(_mm512_load_ps(&s->p[t][16 * rv]), m));
-            __m512 e1 = va512_exp(_mm512_sub_ps(_mm512_load_ps(&s->p[t + 1][16 * rv]), m));
+            __m512 e0 = simd512_exp_neg(_mm512_sub_ps(_mm512_load_ps(&s->p[t][16 * rv]), m));
+            __m512 e1 = simd512_exp_neg(_mm512_sub_ps(_mm512_load_ps(&s->p[t + 1][16 * rv]), m));
             _mm512_store_ps(&s->p[t][16 * rv], e0);
             _mm512_store_ps(&s->p[t + 1][16 * rv], e1);
             l0 = _mm512_add_ps(l0, e0), l1 = _mm512_add_ps(l1, e1);
         }
         if (t < nk) {
-            __m512 e0 = va512_exp(_mm512_sub_ps(_mm512_load_ps(&s->p[t][16 * rv]), m));
+            __m512 e0 = simd512_exp_neg(_mm512_sub_ps(_mm512_load_ps(&s->p[t][16 * rv]), m));
             _mm512_store_ps(&s->p[t][16 * rv], e0);
             l0 = _mm512_add_ps(l0, e0);
         }
@@ -271,7 +225,7 @@ VA512_FN void va512_tile_store(struct va512_scratch *s, int32_t nq, int32_t hd, 
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 r[i] = _mm512_mul_ps(_mm512_load_ps(&s->acc[d0 + i][16 * rv]), inv);
-            va512_transpose16(r);
+            simd512_transpose16(r);
             for (int32_t i = 0; i < 16 && rv * 16 + i < nq; i++)
                 _mm512_storeu_ps(o + (rv * 16 + i) * o_stride + d0, r[i]);
         }

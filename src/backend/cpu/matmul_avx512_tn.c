@@ -21,37 +21,11 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "backend/cpu/simd512.h"
+
 #define TN_TARGET "avx512f,avx512bf16,avx512bw,avx512vl"
 #define TN_FN     __attribute__((target(TN_TARGET)))
 #define TN_INLINE static inline __attribute__((always_inline, target(TN_TARGET)))
-
-/* In place: v[i] lane t <- v[t] lane i, for 16 vectors of 16 32-bit elements. */
-TN_INLINE void transpose16(__m512i v[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    /* each 128-bit lane now holds a 4 x 4 block; gather the blocks across vectors */
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_i32x4(v[i], v[i + 4], _MM_SHUFFLE(2, 0, 2, 0));
-        t[i + 4] = _mm512_shuffle_i32x4(v[i], v[i + 4], _MM_SHUFFLE(3, 1, 3, 1));
-        t[i + 8] = _mm512_shuffle_i32x4(v[i + 8], v[i + 12], _MM_SHUFFLE(2, 0, 2, 0));
-        t[i + 12] = _mm512_shuffle_i32x4(v[i + 8], v[i + 12], _MM_SHUFFLE(3, 1, 3, 1));
-    }
-    for (int i = 0; i < 4; i++) {
-        v[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], _MM_SHUFFLE(2, 0, 2, 0));
-        v[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], _MM_SHUFFLE(3, 1, 3, 1));
-        v[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], _MM_SHUFFLE(2, 0, 2, 0));
-        v[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], _MM_SHUFFLE(3, 1, 3, 1));
-    }
-}
 
 /* 32 activations of one row from k0 (fewer at the end of k), as 16 BF16 pairs. */
 TN_INLINE __m512i row_pairs(const void *row, enum be_dtype dt, int64_t k0, int64_t k) {
@@ -81,7 +55,7 @@ TN_FN void mm_avx512_pack_tn(uint32_t *dst, int64_t kp, const void *src, enum be
                 v[t] =
                     t < nr && 2 * p0 < k ? row_pairs(row, dt, 2 * p0, k) : _mm512_setzero_si512();
             }
-            transpose16(v);
+            simd512_transpose16_si(v);
             for (int i = 0; i < 16; i++) _mm512_store_si512((void *)(d + (p0 + i) * 16), v[i]);
         }
     }
@@ -116,7 +90,7 @@ TN_INLINE void tile(const struct mm_job *j, int64_t g, int64_t c0, int nr, bool 
             acc[b] = (__m512i)_mm512_dpbf16_ps((__m512)acc[b], xv,
                                                (__m512bh)_mm512_set1_epi32(w[b][j->k - 1]));
     }
-    transpose16(acc); /* acc[t] = row 16g + t, outputs c0 .. c0 + 15 */
+    simd512_transpose16_si(acc); /* acc[t] = row 16g + t, outputs c0 .. c0 + 15 */
     __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __m512 bias = _mm512_setzero_ps();
     if (j->bias && j->bias_dtype == BE_F32) {
