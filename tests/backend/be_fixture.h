@@ -6,6 +6,7 @@
 #define VELA_TESTS_BE_FIXTURE_H
 
 #include "backend/backend.h"
+#include "backend/cpu/backend_cpu.h"
 #include "t.h"
 #include "util/bf16.h"
 
@@ -53,6 +54,18 @@ static void get(struct be *b, const struct tensor *t, float *out) {
     for (size_t i = 0; i < n; i++)
         out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
     free(h);
+}
+
+/* A CPU backend on path isa with n_threads and scratch bytes (0: the default); NULL after a
+ * failed check when it cannot be made. */
+static inline struct be *mk_cpu(enum cpu_isa isa, int n_threads, size_t scratch) {
+    struct err e = {0};
+    struct be *b = NULL;
+    struct be_cpu_opts o = be_cpu_opts_default(n_threads);
+    o.isa = isa;
+    o.scratch_bytes = scratch;
+    T_RC(be_cpu_new_opts(&b, &o, &e), &e);
+    return b;
 }
 
 static void free_bufs(void) {

@@ -184,12 +184,7 @@ static void run_case(struct be *b, const struct acase *c) {
 }
 
 static struct be *mkbe_isa(int threads, enum cpu_isa isa) {
-    struct err e = {0};
-    struct be *b = NULL;
-    struct be_cpu_opts o = be_cpu_opts_default(threads);
-    o.isa = isa;
-    T_RC(be_cpu_new_opts(&b, &o, &e), &e);
-    return b;
+    return mk_cpu(isa, threads, 0);
 }
 
 static struct be *mkbe(int threads) {

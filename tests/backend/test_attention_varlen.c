@@ -91,10 +91,7 @@ static void ref_attention(const float *x, const struct va_case *c, float *o) {
 static double run_op(enum cpu_isa isa, int n_threads, enum be_dtype dt, enum layout lay,
                      const float *x, const struct va_case *c, float *out) {
     struct err e = {0};
-    struct be *b = NULL;
-    struct be_cpu_opts opts = be_cpu_opts_default(n_threads);
-    opts.isa = isa;
-    T_RC(be_cpu_new_opts(&b, &opts, &e), &e);
+    struct be *b = mk_cpu(isa, n_threads, 0);
     if (!b) return INFINITY;
     int64_t n = c->cu[c->n_segs], w = c->nh * c->hd;
     struct tensor q, k, v, o, t, wide;

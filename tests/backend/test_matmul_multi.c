@@ -21,22 +21,12 @@ static float *rand_vec(int64_t n) {
     return v;
 }
 
-static struct be *new_be(enum cpu_isa isa, int n_threads, size_t scratch) {
-    struct err e = {0};
-    struct be *b = NULL;
-    struct be_cpu_opts o = be_cpu_opts_default(n_threads);
-    o.isa = isa;
-    o.scratch_bytes = scratch;
-    T_RC(be_cpu_new_opts(&b, &o, &e), &e);
-    return b;
-}
-
 /* n_out products of one [m, k] x with widths ns[], bias on the odd ones: multi against one
  * be_matmul per output, compared exactly. */
 static void check_multi(enum cpu_isa isa, int threads, size_t scratch, int64_t m, int64_t k,
                         const int64_t *ns, int n_out, enum be_dtype xdt, enum be_dtype ydt) {
     struct err e = {0};
-    struct be *b = new_be(isa, threads, scratch);
+    struct be *b = mk_cpu(isa, threads, scratch);
     if (!b) return;
     float *xv = rand_vec(m * k);
     struct tensor x = mk(b, xdt, m, k, xv), w[BE_MM_MAX_OUT], bias[BE_MM_MAX_OUT];
@@ -94,7 +84,7 @@ static void test_same_as_single(void) {
 
 static void test_errors(void) {
     struct err e = {0};
-    struct be *b = new_be(CPU_ISA_PORTABLE, 1, 0);
+    struct be *b = mk_cpu(CPU_ISA_PORTABLE, 1, 0);
     struct tensor x = mk(b, BE_F32, 2, 8, NULL), w = mk(b, BE_BF16, 4, 8, NULL);
     struct tensor w6 = mk(b, BE_BF16, 6, 8, NULL);
     struct tensor y = mk(b, BE_F32, 2, 4, NULL), y2 = mk(b, BE_F32, 2, 4, NULL);

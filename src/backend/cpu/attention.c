@@ -188,19 +188,6 @@ struct att_ctx {
     atomic_llong next;
 };
 
-/* Index of the sequence owning row r: the last s with query_start[s] <= r. */
-static int32_t seq_of_row(const struct attn_meta *m, int64_t r) {
-    int32_t lo = 0, hi = m->n_seqs - 1;
-    while (lo < hi) {
-        int32_t mid = (lo + hi + 1) / 2;
-        if (m->query_start[mid] <= r)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
 /* Per-head online softmax state of one item. */
 struct att_state {
     float q[ATT_GT * VELA_CFG_MAX_HEAD_DIM], acc[ATT_GT * VELA_CFG_MAX_HEAD_DIM];
@@ -244,7 +231,7 @@ static void att_item(const struct att_ctx *c, struct att_state *st, int64_t row,
                      int64_t h0, int G) {
     const struct attn_meta *m = c->m;
     int32_t hd = m->head_dim, bs = m->block_size;
-    int32_t s = seq_of_row(m, row);
+    int32_t s = cpu_last_le(m->query_start, m->n_seqs, row); /* row's sequence */
     int64_t n_keys = (int64_t)m->n_computed[s] + (row - m->query_start[s]) + 1;
     const int32_t *bt = m->block_tables + (size_t)s * (size_t)m->max_blocks_per_seq;
     const void *qr = row_at(c->q, row, h0 * hd);

@@ -423,18 +423,6 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
         att512_tile_store(c, s, tl);
 }
 
-static int32_t att512_seq_of_row(const struct attn_meta *m, int64_t r) {
-    int32_t lo = 0, hi = m->n_seqs - 1;
-    while (lo < hi) {
-        int32_t mid = (lo + hi + 1) / 2;
-        if (m->query_start[mid] <= r)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
 /* Item `it`: row tile it / per_tile counted from the end of the batch, then kv head, then
  * head tile; split into one sub-tile per sequence it covers. */
 static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, int64_t it) {
@@ -445,7 +433,7 @@ static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, in
     int64_t g0 = (r % c->n_htiles) * c->gt;
     tl.h0 = tl.kvh * c->group + g0;
     tl.ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
-    for (int32_t sq = att512_seq_of_row(m, hi - 1); hi > lo; sq--) {
+    for (int32_t sq = cpu_last_le(m->query_start, m->n_seqs, hi - 1); hi > lo; sq--) {
         int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
         tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nr * tl.ng;
         tl.bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
@@ -461,7 +449,7 @@ static void att512_row_tile(const struct att512_ctx *c, int64_t it, struct att51
     const struct attn_meta *m = c->m;
     int64_t per_tile = c->n_kv * c->n_htiles, row = c->n_rows - 1 - it / per_tile;
     int64_t r = it % per_tile, g0 = (r % c->n_htiles) * c->gt;
-    int32_t sq = att512_seq_of_row(m, row);
+    int32_t sq = cpu_last_le(m->query_start, m->n_seqs, row);
     tl->kvh = r / c->n_htiles;
     tl->h0 = tl->kvh * c->group + g0;
     tl->ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
@@ -503,14 +491,7 @@ ATT512_FN void att512_merge(const struct att512_ctx *c, struct att512_scratch *s
 /* Split-mode unit u: chunks [si * n_ch / n_sp, (si + 1) * n_ch / n_sp) of its item's keys
  * (each split at least one chunk, since n_sp <= n_ch); the last to finish merges. */
 static void att512_unit(struct att512_ctx *c, struct att512_scratch *s, int64_t u) {
-    int32_t lo = 0, hi = (int32_t)c->n_split_items - 1; /* last item with ustart <= u */
-    while (lo < hi) {
-        int32_t mid = (lo + hi + 1) / 2;
-        if (c->ustart[mid] <= u)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
+    int32_t lo = cpu_last_le(c->ustart, (int32_t)c->n_split_items, u); /* u's item */
     int n_sp = c->ustart[lo + 1] - c->ustart[lo];
     if (n_sp == 1) {
         att512_item(c, s, lo);

@@ -30,6 +30,20 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k_cache, const struct tensor *v_cache,
                          const struct attn_meta *m, struct err *e);
 
+/* The last index i < n with a[i] <= v, for a increasing and a[0] <= v: the sequence owning a
+ * flattened row (a = query_start), the item owning a split unit (a = unit starts). */
+static inline int32_t cpu_last_le(const int32_t *a, int32_t n, int64_t v) {
+    int32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int32_t mid = (lo + hi + 1) / 2;
+        if (a[mid] <= v)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 /* inv_freq[j] = 1 / theta^(2j / head_dim) for j < head_dim / 2, in FP32 as the reference
  * computes it (the exponent is an FP32 quotient). */
 void cpu_rope_inv_freq(float theta, int32_t head_dim, float *inv_freq);
