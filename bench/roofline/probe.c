@@ -106,47 +106,65 @@ struct peak_job {
     float out[64];
 };
 
-#define DP(a) a = _mm512_dpbf16_ps(a, x, y)
-__attribute__((target("avx512f,avx512bf16,avx512bw"))) static void peak_fn(void *arg, int i,
-                                                                           int nt) {
-    (void)nt;
-    struct peak_job *j = arg;
-    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3000);
-    __m512 c0 = _mm512_set1_ps(0), c1 = _mm512_set1_ps(1), c2 = _mm512_set1_ps(2);
-    __m512 c3 = _mm512_set1_ps(3), c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5);
-    __m512 c6 = _mm512_set1_ps(6), c7 = _mm512_set1_ps(7), c8 = _mm512_set1_ps(8);
-    __m512 c9 = _mm512_set1_ps(9), c10 = _mm512_set1_ps(10), c11 = _mm512_set1_ps(11);
-    __m512 c12 = _mm512_set1_ps(12), c13 = _mm512_set1_ps(13), c14 = _mm512_set1_ps(14);
-    __m512 c15 = _mm512_set1_ps(15);
-    for (int64_t k = 0; k < j->iters; k++) {
-        DP(c0), DP(c1), DP(c2), DP(c3), DP(c4), DP(c5), DP(c6), DP(c7);
-        DP(c8), DP(c9), DP(c10), DP(c11), DP(c12), DP(c13), DP(c14), DP(c15);
-        /* Opaque to the optimizer: the 16 chains must stay 16 (identical chains would be
-         * merged into one, and the probe would time latency instead of throughput). */
-        __asm__ volatile(""
-                         : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
-                           "+v"(c7), "+v"(x));
-        __asm__ volatile(""
-                         : "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11), "+v"(c12), "+v"(c13),
-                           "+v"(c14), "+v"(c15), "+v"(y));
+/* One peak loop per instruction: NAME runs 16 independent chains of `a = OP` on register
+ * operands x and y (of type XT, set to XV and YV). */
+#define PEAK_FN(NAME, TARGET, XT, XV, YV, OP)                                                      \
+    __attribute__((target(TARGET))) static void NAME(void *arg, int i, int nt) {                   \
+        (void)nt;                                                                                  \
+        struct peak_job *j = arg;                                                                  \
+        XT x = XV, y = YV;                                                                         \
+        __m512 c0 = _mm512_set1_ps(0), c1 = _mm512_set1_ps(1), c2 = _mm512_set1_ps(2);             \
+        __m512 c3 = _mm512_set1_ps(3), c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5);             \
+        __m512 c6 = _mm512_set1_ps(6), c7 = _mm512_set1_ps(7), c8 = _mm512_set1_ps(8);             \
+        __m512 c9 = _mm512_set1_ps(9), c10 = _mm512_set1_ps(10), c11 = _mm512_set1_ps(11);         \
+        __m512 c12 = _mm512_set1_ps(12), c13 = _mm512_set1_ps(13), c14 = _mm512_set1_ps(14);       \
+        __m512 c15 = _mm512_set1_ps(15);                                                           \
+        for (int64_t k = 0; k < j->iters; k++) {                                                   \
+            OP(c0), OP(c1), OP(c2), OP(c3), OP(c4), OP(c5), OP(c6), OP(c7);                        \
+            OP(c8), OP(c9), OP(c10), OP(c11), OP(c12), OP(c13), OP(c14), OP(c15);                  \
+            /* Opaque to the optimizer: the 16 chains must stay 16 (identical chains would be      \
+             * merged into one, and the probe would time latency instead of throughput). */        \
+            __asm__ volatile(""                                                                    \
+                             : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5),         \
+                               "+v"(c6), "+v"(c7), "+v"(x));                                       \
+            __asm__ volatile(""                                                                    \
+                             : "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11), "+v"(c12), "+v"(c13),     \
+                               "+v"(c14), "+v"(c15), "+v"(y));                                     \
+        }                                                                                          \
+        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),      \
+                                 _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));     \
+        s = _mm512_add_ps(                                                                         \
+            s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)),        \
+                             _mm512_add_ps(_mm512_add_ps(c12, c13), _mm512_add_ps(c14, c15))));    \
+        j->out[i & 63] = _mm512_reduce_add_ps(s);                                                  \
     }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-    s = _mm512_add_ps(
-        s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)),
-                         _mm512_add_ps(_mm512_add_ps(c12, c13), _mm512_add_ps(c14, c15))));
-    j->out[i & 63] = _mm512_reduce_add_ps(s);
+
+#define DP(a)  a = _mm512_dpbf16_ps(a, x, y)
+#define FMA(a) a = _mm512_fmadd_ps(a, x, y)
+PEAK_FN(peak_fn, "avx512f,avx512bf16,avx512bw", __m512bh, (__m512bh)_mm512_set1_epi16(0x3f80),
+        (__m512bh)_mm512_set1_epi16(0x3000), DP)
+PEAK_FN(fma_fn, "avx512f", __m512, _mm512_set1_ps(1.0f), _mm512_set1_ps(0.0f), FMA)
+
+/* Runs fn on every pool thread; GFLOP/s at flops_per_iter per thread and iteration. */
+static double peak_run(struct tp *pool, tp_fn fn, int64_t iters, double flops_per_iter) {
+    struct peak_job j = {.iters = iters};
+    double t0 = probe_now_s();
+    tp_run(pool, fn, &j);
+    double t = probe_now_s() - t0;
+    g_sink = (uint64_t)j.out[0];
+    return (double)iters * flops_per_iter * tp_size(pool) / t * 1e-9;
 }
 
 double probe_bf16_gflops(struct tp *pool, int64_t iters) {
     if (!cpu_isa_supported(CPU_ISA_AVX512)) return 0;
-    struct peak_job j = {.iters = iters};
-    double t0 = probe_now_s();
-    tp_run(pool, peak_fn, &j);
-    double t = probe_now_s() - t0;
-    g_sink = (uint64_t)j.out[0];
     /* 16 instructions per iteration, each 16 lanes x 2 products x 2 flops. */
-    return (double)iters * 16 * 64 * tp_size(pool) / t * 1e-9;
+    return peak_run(pool, peak_fn, iters, 16 * 64);
+}
+
+double probe_f32_fma_gflops(struct tp *pool, int64_t iters) {
+    if (!cpu_features_get()->avx512f) return 0;
+    /* 16 instructions per iteration, each 16 lanes x 2 flops. */
+    return peak_run(pool, fma_fn, iters, 16 * 32);
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -20,6 +20,10 @@ double probe_read_gbps(struct tp *pool, const void *buf, size_t n_bytes);
  * 0 when the CPU has no AVX-512 BF16. */
 double probe_bf16_gflops(struct tp *pool, int64_t iters);
 
+/* FP32 FMA (vfmadd on ZMM) peak in GFLOP/s over the pool's threads; 0 without AVX-512F. On
+ * some cores it is twice the vdpbf16ps peak (docs/BENCHMARKS.md). */
+double probe_f32_fma_gflops(struct tp *pool, int64_t iters);
+
 /* Median of n values (sorts v in place). */
 double probe_median(double *v, int n);
 /* Smallest of n values. */

@@ -1,8 +1,8 @@
-/* roofline: measures this machine's streaming read bandwidth and BF16 (vdpbf16ps) peak with
- * 1 and 2 threads. Bandwidth on shared hosts swings from run to run, so the four probes are
- * interleaved over several rounds and reported as median (min..max), followed by the best of
- * many short windows, which approximates an idle machine.
- * Usage: roofline [--rounds N] [--mib SIZE_OF_READ_BUFFER]. */
+/* roofline: measures this machine's streaming read bandwidth, BF16 (vdpbf16ps) peak and FP32
+ * FMA peak with 1 and 2 threads. Bandwidth on shared hosts swings from run to run, so the four
+ * probes are interleaved over several rounds and reported as median (min..max), followed by the
+ * best of many short windows, which approximates an idle machine. Usage: roofline [--rounds N]
+ * [--mib SIZE_OF_READ_BUFFER]. */
 #include "roofline/probe.h"
 #include "util/err.h"
 
@@ -64,6 +64,12 @@ int main(int argc, char **argv) {
             double b = probe_read_gbps(pools[t], buf, n);
             best_bw[t] = b > best_bw[t] ? b : best_bw[t];
         }
+    for (int t = 0; t < 2; t++) {
+        double ff[MAX_ROUNDS];
+        for (int r = 0; r < rounds; r++) ff[r] = probe_f32_fma_gflops(pools[t], 20 * 1000 * 1000);
+        printf("%s  fp32 fma peak %6.1f GFLOP/s (median of %d)\n", names[t],
+               probe_median(ff, rounds), rounds);
+    }
     for (int t = 0; t < 2; t++)
         printf("%s  best read %6.1f GB/s (of %d passes)   best bf16 %6.1f GFLOP/s (of 300 short "
                "windows)\n",
