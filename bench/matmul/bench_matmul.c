@@ -6,7 +6,7 @@
  * cycles through enough copies of its weights to stream >= 1 GiB, as a real forward pass
  * streams every layer's weights; each call then reads its weights from memory.
  * Usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] [--rounds R]
- *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1]
+ *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1] [--shapes 0.5b|3b]
  * --best 1 reports the fastest round of each shape against the best probe windows instead of
  * medians: on a shared host that approximates an idle machine. */
 #include "backend/backend.h"
@@ -23,10 +23,16 @@ struct shape {
     int64_t n, k;
 };
 
-static const struct shape g_shapes[] = {
+static const struct shape g_shapes_05b[] = {
     {"q_proj", 896, 896},     {"k_proj", 128, 896},     {"v_proj", 128, 896},
     {"o_proj", 896, 896},     {"gate_proj", 4864, 896}, {"up_proj", 4864, 896},
     {"down_proj", 896, 4864}, {"lm_head", 151936, 896},
+};
+/* The 3b preset (hidden 2048, 2 kv heads of 128, intermediate 11008). */
+static const struct shape g_shapes_3b[] = {
+    {"q_proj", 2048, 2048},     {"k_proj", 256, 2048},      {"v_proj", 256, 2048},
+    {"o_proj", 2048, 2048},     {"gate_proj", 11008, 2048}, {"up_proj", 11008, 2048},
+    {"down_proj", 2048, 11008}, {"lm_head", 151936, 2048},
 };
 #define N_SHAPES   8
 #define POOL_BYTES ((size_t)1 << 30)
@@ -82,7 +88,7 @@ int main(int argc, char **argv) {
     int threads = 2, rounds = 3, best = 0;
     int64_t ms[MAX_M] = {1, 8, 32, 512};
     int n_m = 4;
-    const char *isa_name = "auto";
+    const char *isa_name = "auto", *shapes = "0.5b";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--threads") == 0)
             threads = atoi(argv[i + 1]);
@@ -94,14 +100,19 @@ int main(int argc, char **argv) {
             best = atoi(argv[i + 1]) != 0;
         else if (strcmp(argv[i], "--m") == 0)
             n_m = parse_ms(argv[i + 1], ms);
+        else if (strcmp(argv[i], "--shapes") == 0)
+            shapes = argv[i + 1];
     }
+    const struct shape *g_shapes = strcmp(shapes, "3b") == 0     ? g_shapes_3b
+                                   : strcmp(shapes, "0.5b") == 0 ? g_shapes_05b
+                                                                 : NULL;
     int isa = cpu_isa_parse(isa_name);
     int bad_m = 0;
     for (int i = 0; i < n_m; i++) bad_m |= ms[i] < 1 || ms[i] > 512;
-    if (isa < 0 || rounds < 1 || rounds > MAX_ROUNDS || n_m < 1 || bad_m) {
+    if (isa < 0 || rounds < 1 || rounds > MAX_ROUNDS || n_m < 1 || bad_m || !g_shapes) {
         fprintf(stderr,
                 "usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] "
-                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1]\n",
+                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1] [--shapes 0.5b|3b]\n",
                 MAX_ROUNDS);
         return 2;
     }
@@ -113,7 +124,7 @@ int main(int argc, char **argv) {
     c.pool = aligned_alloc(4096, POOL_BYTES);
     if (!c.pool || be_cpu_new_opts(&c.b, &o, &e) || tp_new(&pool, threads, &e) ||
         be_buffer_from_host(c.b, c.pool, POOL_BYTES, BE_BUF_WEIGHTS, &c.wbuf, &e) ||
-        be_buffer_new(c.b, BE_BUF_COMPUTE, 512 * 4864 * 4, &c.xbuf, &e) ||
+        be_buffer_new(c.b, BE_BUF_COMPUTE, 512 * 11008 * 4, &c.xbuf, &e) ||
         be_buffer_new(c.b, BE_BUF_COMPUTE, (size_t)512 * 151936 * 4, &c.ybuf, &e)) {
         fprintf(stderr, "bench_matmul: setup: %s\n", e.msg);
         return 1;

@@ -180,15 +180,18 @@ static void test_portable_exact(void) {
 }
 
 static void test_paths(void) {
-    /* 45 and 64 rows run the avx512 path's token-interleaved kernel (45: a partial group) */
-    static const int64_t ms[] = {1, 2, 3, 5, 17, 45, 64};
+    /* From 13 rows the avx512 path runs its FP32-FMA kernel (13, 17, 45: a partial group of
+     * 16; 17: one tile pass, 45 and 64: several); 12 is the last row count of its vdpbf16ps
+     * dot-product kernel. */
+    static const int64_t ms[] = {1, 2, 3, 5, 12, 13, 17, 45, 64};
+    const int n_ms = (int)(sizeof ms / sizeof ms[0]);
     static const int64_t kn[][2] = {{67, 37}, {32, 16}, {1, 3}, {100, 70}};
     static const enum cpu_isa isas[] = {CPU_ISA_AVX2, CPU_ISA_AVX512};
     int ran = 0;
     for (int ii = 0; ii < 2; ii++) {
         if (!cpu_isa_supported(isas[ii])) continue;
         ran++;
-        for (int mi = 0; mi < 7; mi++)
+        for (int mi = 0; mi < n_ms; mi++)
             for (int ki = 0; ki < 4; ki++)
                 for (int v = 0; v < 4; v++) {
                     struct mm_case c = {ms[mi],
@@ -209,6 +212,29 @@ static void test_paths(void) {
         check_case(isas[ii], 2, 4096, &chunked);
         struct mm_case chunked_bf = {33, 67, 37, BE_BF16, BE_F32, 0};
         check_case(isas[ii], 3, 4096, &chunked_bf);
+        /* The FP32-FMA kernel (avx512, 32+ rows) widens weights in blocks of 1024 k: k = 2100
+         * is three blocks, the last short; 32 rows take its one-pass path (each pass widens
+         * the next block), 45 rows its partial-sum path; k = 1024 is exactly one block. */
+        struct mm_case kb_one_pass = {32, 2100, 37, BE_F32, BE_F32, 1};
+        check_case(isas[ii], 2, 0, &kb_one_pass);
+        struct mm_case kb_partial = {45, 2100, 37, BE_BF16, BE_BF16, 2};
+        check_case(isas[ii], 3, 0, &kb_partial);
+        struct mm_case kb_exact = {64, 1024, 70, BE_F32, BE_F32, 0};
+        check_case(isas[ii], 1, 0, &kb_exact);
+        /* One thread's 600 columns at k = 1100: spans of 256, 256 and 88 columns, each
+         * walked k block by k block. */
+        struct mm_case kb_spans = {32, 1100, 600, BE_F32, BE_BF16, 1};
+        check_case(isas[ii], 1, 0, &kb_spans);
+        /* k over 4096: blocks of 256 k (the last one short) */
+        struct mm_case kb_long = {32, 4200, 300, BE_BF16, BE_F32, 2};
+        check_case(isas[ii], 2, 0, &kb_long);
+        /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups. */
+        struct mm_case tf_chunked = {80, 67, 37, BE_F32, BE_F32, 1};
+        check_case(isas[ii], 2, 16384, &tf_chunked);
+        /* More than 1024 rows with k over one block: chunks capped at the rows whose partial
+         * sums a thread keeps. */
+        struct mm_case tf_many = {1040, 1100, 20, BE_F32, BE_F32, 1};
+        check_case(isas[ii], 2, 0, &tf_many);
     }
     if (!ran) T_SKIP("no SIMD matmul path on this CPU (only the portable path ran)");
 }

@@ -11,6 +11,7 @@
 #include "backend/cpu/attn_ops.h"
 #include "backend/cpu/backend_cpu.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/matmul.h"
 #include "backend/cpu/vit_ops.h"
 #include "util/bf16.h"
 
@@ -22,6 +23,7 @@ static void cpu_free(struct be *b) {
     tp_free(c->pool);
     free(c->scratch);
     free(c->attn_scratch);
+    free(c->mm_tmp);
     free(c);
 }
 
@@ -157,9 +159,12 @@ int be_cpu_new_opts(struct be **out, const struct be_cpu_opts *opts, struct err 
     c->scratch = aligned_alloc(64, scratch);
     c->attn_scratch_bytes = ATT512_SPLIT_SCRATCH_BYTES;
     c->attn_scratch = aligned_alloc(64, c->attn_scratch_bytes);
-    if (!c->scratch || !c->attn_scratch) {
+    int n_tmp = opts->n_threads > 0 && opts->n_threads <= TP_MAX_THREADS ? opts->n_threads : 1;
+    c->mm_tmp = aligned_alloc(64, (size_t)n_tmp * MM_TF_TMP_FLOATS * sizeof(float));
+    if (!c->scratch || !c->attn_scratch || !c->mm_tmp) {
         free(c->scratch);
         free(c->attn_scratch);
+        free(c->mm_tmp);
         free(c);
         return err_set(e, VELA_ENOMEM, "cpu backend: cannot allocate %zu scratch bytes", scratch);
     }
@@ -167,6 +172,7 @@ int be_cpu_new_opts(struct be **out, const struct be_cpu_opts *opts, struct err 
     if (rc != 0) {
         free(c->scratch);
         free(c->attn_scratch);
+        free(c->mm_tmp);
         free(c);
         return err_wrap(e, "cpu backend");
     }

@@ -15,6 +15,7 @@ struct be_cpu {
     size_t scratch_bytes;
     void *attn_scratch; /* owned, 64-byte aligned, attn_scratch_bytes: split-K partials */
     size_t attn_scratch_bytes;
+    float *mm_tmp; /* owned, 64-byte aligned: MM_TF_TMP_FLOATS per pool thread */
 };
 
 int cpu_matmul(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *w,

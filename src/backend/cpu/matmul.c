@@ -1,5 +1,6 @@
 /* matmul: the CPU matmul driver. Packs the activations once per chunk of rows into the
- * backend's scratch buffer (BF16 zero-padded for avx512, FP32 for the others when x is not
+ * backend's scratch buffer (for avx512: BF16 rows zero-padded, or from MM_TF_MIN_ROWS rows
+ * FP32 groups of 16 rows for the FP32-FMA kernel; FP32 rows for the others when x is not
  * already FP32), then runs the path's kernel on every pool thread, each taking chunks of
  * output columns from its own range, then from the others'. Several products of one x (q/k/v,
  * gate/up) share that packing and run as one dispatch: their column ranges are laid end to end and
@@ -47,10 +48,11 @@ struct mm_ctx {
      * others steal from hi once their own range is done (invariant 1). */
     _Atomic uint64_t range[TP_MAX_THREADS];
     void (*kernel)(const struct mm_job *, int64_t, int64_t);
+    float *tf_tmp; /* set when the kernel is mm_avx512_tf: its thread buffers */
 };
 
 /* Runs the kernel of every job over combined blocks [b0, b1). */
-static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1) {
+static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1, int thread) {
     for (int j = 0; j < ctx->n_jobs && b0 < b1; j++) {
         int64_t lo = ctx->first_block[j], hi = ctx->first_block[j + 1];
         if (b0 >= hi || b1 <= lo) continue;
@@ -58,7 +60,11 @@ static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1) {
         int64_t n0 = ((b0 > lo ? b0 : lo) - lo) * MM_COL_ALIGN;
         int64_t n1 = ((b1 < hi ? b1 : hi) - lo) * MM_COL_ALIGN;
         if (n1 > n) n1 = n;
-        if (n0 < n1) ctx->kernel(&ctx->jobs[j], n0, n1);
+        if (n0 >= n1) continue;
+        if (ctx->tf_tmp)
+            mm_avx512_tf(&ctx->jobs[j], n0, n1, ctx->tf_tmp + (size_t)thread * MM_TF_TMP_FLOATS);
+        else
+            ctx->kernel(&ctx->jobs[j], n0, n1);
     }
 }
 
@@ -83,28 +89,34 @@ static int64_t take(_Atomic uint64_t *r, int64_t want, bool front, int64_t *b0) 
 static void mm_worker(void *arg, int i, int n_threads) {
     struct mm_ctx *ctx = arg;
     int64_t b0, n;
-    while ((n = take(&ctx->range[i], ctx->chunk_blocks, true, &b0)) > 0) mm_blocks(ctx, b0, b0 + n);
+    while ((n = take(&ctx->range[i], ctx->chunk_blocks, true, &b0)) > 0)
+        mm_blocks(ctx, b0, b0 + n, i);
     for (int v = (i + 1) % n_threads; v != i; v = (v + 1) % n_threads)
         while ((n = take(&ctx->range[v], ctx->chunk_blocks, false, &b0)) > 0)
-            mm_blocks(ctx, b0, b0 + n);
+            mm_blocks(ctx, b0, b0 + n, i);
 }
+
+/* How a chunk of activations is packed for its kernel. */
+enum mm_layout {
+    MM_ROWS, /* rows: BF16 zero-padded (avx512) or FP32 (avx2, portable) */
+    MM_TF,   /* groups of 16 rows, k-major FP32, for mm_avx512_tf */
+};
 
 struct pack_ctx {
     const struct be_cpu *c;
     const struct tensor *x;
     int64_t r0, rows, stride;
-    bool tn; /* token-interleaved groups of 16 rows for mm_avx512_tn */
+    enum mm_layout layout;
 };
 
 /* Packs rows [r0, r0+rows) of x into scratch rows [r0 - base, ...) in the layout the kernel
  * expects; base is the first row of the chunk. */
 static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t base, int64_t r0,
-                         int64_t rows, int64_t stride, bool tn) {
+                         int64_t rows, int64_t stride, enum mm_layout layout) {
     int64_t k = be_tensor_cols(x);
-    if (tn) { /* r0 - base is a multiple of 16: whole groups of stride / 2 pairs */
-        uint32_t *d = (uint32_t *)c->scratch + (r0 - base) * (stride / 2);
-        mm_avx512_pack_tn(d, stride / 2, be_tensor_addr(x, r0, 0), x->dtype, x->row_stride, rows,
-                          k);
+    if (layout == MM_TF) { /* r0 - base is a multiple of 16: whole groups of stride vectors */
+        float *d = (float *)c->scratch + (r0 - base) * stride;
+        mm_avx512_pack_tf(d, stride, be_tensor_addr(x, r0, 0), x->dtype, x->row_stride, rows, k);
         return;
     }
     if (c->isa == CPU_ISA_AVX512) {
@@ -129,19 +141,29 @@ static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t
 static void pack_worker(void *arg, int i, int n_threads) {
     const struct pack_ctx *p = arg;
     int64_t a, b;
-    tp_partition(p->rows, p->tn ? 16 : 1, i, n_threads, &a, &b);
-    if (a < b) mm_pack_rows(p->c, p->x, p->r0, p->r0 + a, b - a, p->stride, p->tn);
+    tp_partition(p->rows, p->layout == MM_ROWS ? 1 : 16, i, n_threads, &a, &b);
+    if (a < b) mm_pack_rows(p->c, p->x, p->r0, p->r0 + a, b - a, p->stride, p->layout);
 }
 
 /* Packs one chunk of rows, on the pool when it is large (invariant 3). */
 static void mm_pack(struct be_cpu *c, const struct tensor *x, int64_t r0, int64_t rows,
-                    int64_t stride, bool tn) {
+                    int64_t stride, enum mm_layout layout) {
     if (rows < 2 || rows * be_tensor_cols(x) < MM_PACK_PAR_ELEMS) {
-        mm_pack_rows(c, x, r0, r0, rows, stride, tn);
+        mm_pack_rows(c, x, r0, r0, rows, stride, layout);
         return;
     }
-    struct pack_ctx p = {.c = c, .x = x, .r0 = r0, .rows = rows, .stride = stride, .tn = tn};
+    struct pack_ctx p = {
+        .c = c, .x = x, .r0 = r0, .rows = rows, .stride = stride, .layout = layout};
     tp_run(c->pool, pack_worker, &p);
+}
+
+/* Rows per chunk for packed rows of row_bytes (invariant 2); 0 when not one row fits. */
+static int64_t mm_chunk_rows(const struct be_cpu *c, size_t row_bytes) {
+    size_t cap = c->scratch_bytes < MM_CHUNK_BYTES ? c->scratch_bytes : MM_CHUNK_BYTES;
+    int64_t chunk = (int64_t)(cap / row_bytes);
+    if (chunk < 4) chunk = (int64_t)(c->scratch_bytes / row_bytes); /* huge k: fewer rows */
+    if (chunk > 4) chunk &= ~(int64_t)3;                            /* whole 4-row tiles */
+    return chunk;
 }
 
 static void mm_job_init(struct mm_job *j, const struct be_mm_out *o, int64_t k) {
@@ -162,42 +184,43 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
     bool avx512 = c->isa == CPU_ISA_AVX512;
     bool in_place = !avx512 && x->dtype == BE_F32;
     int64_t stride = avx512 ? (k + 31) & ~(int64_t)31 : k;
-    size_t row_bytes = (size_t)stride * (avx512 ? 2 : 4);
+    enum mm_layout layout = MM_ROWS;
     int64_t chunk = m;
-    if (!in_place) {
-        size_t cap = c->scratch_bytes < MM_CHUNK_BYTES ? c->scratch_bytes : MM_CHUNK_BYTES;
-        chunk = (int64_t)(cap / row_bytes);
-        if (chunk < 4) chunk = (int64_t)(c->scratch_bytes / row_bytes); /* huge k: fewer rows */
+    if (avx512 && m >= MM_TF_MIN_ROWS) {
+        /* many rows: the FP32-FMA kernel (matmul.h), in whole groups of 16 rows */
+        layout = MM_TF;
+        chunk = mm_chunk_rows(c, (size_t)stride * 4);
+        if (stride > MM_TF_KB && chunk > MM_TF_MAX_ROWS) chunk = MM_TF_MAX_ROWS;
+        chunk &= ~(int64_t)15;
+        if (chunk < 16) layout = MM_ROWS;
+    }
+    if (!in_place && layout == MM_ROWS) {
+        size_t row_bytes = (size_t)stride * (avx512 ? 2 : 4);
+        chunk = mm_chunk_rows(c, row_bytes);
         if (chunk < 1)
             return err_set(e, VELA_ELIMIT,
                            "matmul: k = %" PRId64 " needs %zu scratch bytes per row, have %zu", k,
                            row_bytes, c->scratch_bytes);
-        if (chunk > 4) chunk &= ~(int64_t)3; /* whole 4-row tiles */
     }
-    /* many rows: the token-interleaved kernel (matmul.h), in whole groups of 16 rows */
-    bool tn = avx512 && m >= MM_TN_MIN_ROWS && chunk >= 16;
-    if (tn) chunk &= ~(int64_t)15;
     struct mm_ctx ctx = {.n_jobs = n_out};
     for (int j = 0; j < n_out; j++) {
         mm_job_init(&ctx.jobs[j], &outs[j], k);
         ctx.first_block[j + 1] =
             ctx.first_block[j] + (ctx.jobs[j].n + MM_COL_ALIGN - 1) / MM_COL_ALIGN;
     }
-    ctx.kernel = tn                       ? mm_avx512_tn
-                 : avx512                 ? mm_avx512
-                 : c->isa == CPU_ISA_AVX2 ? mm_avx2
-                                          : mm_portable;
+    ctx.tf_tmp = layout == MM_TF ? c->mm_tmp : NULL;
+    ctx.kernel = avx512 ? mm_avx512 : c->isa == CPU_ISA_AVX2 ? mm_avx2 : mm_portable;
     int64_t per_thread = ctx.first_block[n_out] / tp_size(c->pool) / MM_CHUNKS_PER_THREAD;
     ctx.chunk_blocks = per_thread > 1 ? per_thread : 1;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {
         int64_t rows = m - r0 < chunk ? m - r0 : chunk;
         const void *xp = c->scratch;
-        int64_t xs = tn ? stride / 2 : stride;
+        int64_t xs = stride;
         if (in_place) {
             xp = be_tensor_addr(x, r0, 0);
             xs = x->row_stride;
         } else {
-            mm_pack(c, x, r0, rows, stride, tn);
+            mm_pack(c, x, r0, rows, stride, layout);
         }
         for (int j = 0; j < n_out; j++) {
             ctx.jobs[j].x = xp;

@@ -3,10 +3,12 @@
  * Numerics (the choice is the backend's isa option, see backend_cpu.h):
  *   - portable and avx2 keep activations in FP32: every product is x_f32 · w_bf16 exactly,
  *     summed in FP32. This is the path the FP32 reference tests use.
- *   - avx512 (vdpbf16ps) rounds each activation to BF16 (round to nearest even, subnormal
- *     activations flushed to zero by the conversion instruction) and sums the exact BF16
- *     products in FP32: the same as running the Linear layer in BF16, as the reference model
- *     does in serving precision. Fast, but not an FP32 reference.
+ *   - avx512 rounds each activation to BF16 (round to nearest even, subnormal activations
+ *     flushed to zero by the conversion instruction) and sums the exact BF16 products in
+ *     FP32: the same as running the Linear layer in BF16, as the reference model does in
+ *     serving precision. Fast, but not an FP32 reference. Up to MM_TF_MIN_ROWS - 1 rows it
+ *     takes dot products with vdpbf16ps (matmul_avx512.c); from there on it runs FP32 FMAs on
+ *     weights widened from BF16, which this core issues twice as fast (matmul_avx512_tf.c).
  * All paths add the bias in FP32 and round once when y is BF16.
  *
  * The driver (matmul.c) converts the activations once per call into the backend's scratch
@@ -22,7 +24,8 @@
 #include <stdint.h>
 
 struct mm_job {
-    const void *x;     /* (m, x_stride): F32 for portable/avx2, BF16 zero-padded for avx512 */
+    const void *x;     /* (m, x_stride): F32 for portable/avx2, BF16 zero-padded for avx512,
+                          FP32 groups for mm_avx512_tf */
     int64_t x_stride;  /* elements; for avx512 a multiple of 32 >= k */
     const uint16_t *w; /* (n, w_stride) BF16, borrowed weights */
     int64_t w_stride;
@@ -38,18 +41,25 @@ struct mm_job {
 void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1);
 void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1);
 void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1);
-/* The many-rows AVX-512 kernel (matmul_avx512_tn.c): x is packed by mm_avx512_pack_tn and
- * x_stride is its pairs per group row (a multiple of 16). */
-void mm_avx512_tn(const struct mm_job *j, int64_t n0, int64_t n1);
+/* The many-rows AVX-512 kernel, FP32 FMAs on widened BF16 weights (matmul_avx512_tf.c): x is
+ * packed by mm_avx512_pack_tf and x_stride is kpad, the packed k (a multiple of 32 >= k); tmp
+ * is the calling thread's own buffer of MM_TF_TMP_FLOATS (64-byte aligned). */
+void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 /* Rows [0, rows) of src (F32 or BF16, src_stride elements apart, k used) -> groups of 16
- * rows, each kp pairs x 16 rows of BF16 pairs (lane t of pair p = x[t][2p], x[t][2p+1]);
- * rows past `rows` and pairs past k are zeros. kp a multiple of 16, >= (k + 1) / 2. */
-void mm_avx512_pack_tn(uint32_t *dst, int64_t kp, const void *src, enum be_dtype dt,
+ * rows, each kpad vectors of 16 FP32 (lane t of vector i = x[t][i] rounded to BF16); rows
+ * past `rows` and k past k are zeros. */
+void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
                        int64_t src_stride, int64_t rows, int64_t k);
-/* Rows (m of a call) from which the avx512 path runs mm_avx512_tn: below, one group of 16
- * rows would be mostly padding (docs/BENCHMARKS.md). */
-#ifndef MM_TN_MIN_ROWS
-#define MM_TN_MIN_ROWS 32
+/* k per widened weight block of mm_avx512_tf (8 rows x 1024 x 4 bytes = 32 KB), and the rows
+ * of a chunk whose partial sums a thread keeps when k spans several blocks. */
+#define MM_TF_KB         1024
+#define MM_TF_MAX_ROWS   1024
+#define MM_TF_TMP_FLOATS (16 * MM_TF_KB + MM_TF_MAX_ROWS * 16)
+/* Rows (m of a call) from which the avx512 path runs mm_avx512_tf: one group of 16 lanes
+ * holds up to 16 rows, so below this most lanes would be padding. At 12 rows both kernels
+ * measure the same, from 14 the FP32 kernel is faster (docs/BENCHMARKS.md). */
+#ifndef MM_TF_MIN_ROWS
+#define MM_TF_MIN_ROWS 13
 #endif
 /* F32 rows -> BF16 rows (round to nearest even) zero-padded to dst_stride; avx512 only. */
 void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float *src, int64_t src_stride,

@@ -1,5 +1,5 @@
 /* simd512: AVX-512F building blocks shared by the CPU kernels (attention_avx512.c,
- * attention_varlen_avx512.c, matmul_avx512_tn.c). Header-only, always inlined into callers
+ * attention_varlen_avx512.c, matmul_avx512_tf.c). Header-only, always inlined into callers
  * compiled with an AVX-512F target; include only on x86 after <immintrin.h>. Any thread. */
 #ifndef VELA_BACKEND_CPU_SIMD512_H
 #define VELA_BACKEND_CPU_SIMD512_H

@@ -1,0 +1,324 @@
+/* matmul_avx512_tf: the AVX-512 kernel for chunks of MM_TF_MIN_ROWS rows and more (prefill,
+ * decode batches), with FP32 FMAs on weights widened from BF16.
+ *
+ * Why FP32 FMAs: on the cores we run on, vdpbf16ps issues once per two cycles while vfmadd on
+ * ZMM issues twice per cycle, so FP32 FMAs do twice the flops per cycle (bench/roofline prints
+ * both peaks). A BF16 weight becomes FP32 by a 16-bit shift (even elements of a 32-bit lane)
+ * or a mask (odd elements): two instructions per 32 weights, paid once per weight and call
+ * and shared by every row of the chunk.
+ *
+ * Layout. Lanes are tokens: the activations of a group of 16 rows are packed once per chunk
+ * as FP32, k-major (vector k of the group holds x[t][k] for its 16 rows t), rounded to BF16
+ * first, so the numerics are mm_avx512's (see below). A tile pass covers two groups (or the
+ * last one alone) x TF_NB outputs over one block of k: for each k it loads the groups'
+ * activation vectors and broadcasts TF_NB widened weights into 2 x TF_NB FMAs; accumulators
+ * stay in registers for the block, and between blocks of a long k they are kept in the
+ * thread's buffer (partial sums). A tile ends with one 16 x 16 transpose per group (vector t
+ * = row t's outputs) instead of horizontal sums.
+ *
+ * Widened weights go to the thread's buffer, one block of TF_NB rows x up to MM_TF_KB k.
+ *   - Up to 32 rows (decode batches): one pass per block, so a block widened just before its
+ *     pass would stall the FMAs on its loads and stores; instead each pass widens the next
+ *     block into the other of two buffers as it goes, and prefetches the weights of the block
+ *     after that into L2 (tf_one_pass, tf_cursor for the order of blocks).
+ *   - More rows (prefill): a block is widened once and every pair of groups runs over it.
+ *
+ * Numerics: BF16 activations (round to nearest even), BF16 x BF16 products, exact in FP32,
+ * FP32 sums (in k order per output), bias in FP32, one rounding for a BF16 y.
+ * Invariants: a call touches only columns [n0, n1) of y, reads weight rows [n0, n1) and
+ * prefetches rows past them inside w; packed groups hold zeros in the rows past m and the
+ * k past k, and widened rows past k are zeros, so padding never adds to an output; tmp is
+ * the calling thread's own MM_TF_TMP_FLOATS. Pool threads. */
+#include "backend/cpu/matmul.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "backend/cpu/simd512.h"
+
+#define TF_TARGET "avx512f,avx512bf16,avx512bw,avx512vl,avx512dq"
+#define TF_FN     __attribute__((target(TF_TARGET)))
+#define TF_INLINE static inline __attribute__((always_inline, target(TF_TARGET)))
+
+/* Outputs per tile: 2 x TF_NB accumulators + 2 activation vectors + broadcasts fit the 32
+ * vector registers (12 outputs measured slower), and 32-column chunks split into whole
+ * tiles. */
+#define TF_NB 8
+/* Floats of one widened block (TF_NB rows x MM_TF_KB k). */
+#define TF_WB (TF_NB * MM_TF_KB)
+/* k above which the one-pass path widens blocks of TF_LONG_K_KB instead of MM_TF_KB: the
+ * span's activation block (32 rows x 256 k x 4 bytes = 32 KB) then stays in L1. Measured at
+ * 32 rows, 1 thread (docs/BENCHMARKS.md): 9% faster at k = 11008 (the 3b down_proj), the
+ * same at k = 4864, 1% slower at k = 2048, where L2 serves the 1024-k block well. */
+#define TF_LONG_K    4096
+#define TF_LONG_K_KB 256
+/* Columns per span of the one-pass path when k spans several blocks (see tf_cursor). */
+#define TF_SPAN 256
+/* Blocks ahead of the current one whose weights the one-pass path prefetches into L2 (one
+ * block ahead measured slower, four the same, eight slower). */
+#define TF_PF_UNITS 2
+/* Weight rows ahead that a tile of the many-rows path prefetches into L2. */
+#define TF_PF_ROWS (2 * TF_NB)
+
+_Static_assert(2 * TF_WB + (MM_TF_MAX_ROWS / 16) * TF_NB * 16 <= MM_TF_TMP_FLOATS,
+               "thread buffer: two widened blocks plus the partial sums of a chunk");
+_Static_assert(TF_SPAN % TF_NB == 0 && TF_PF_UNITS >= 1 &&
+                   TF_SPAN / TF_NB * 2 * TF_NB * 16 <= MM_TF_MAX_ROWS * 16,
+               "thread buffer: the partial sums of a span's tiles");
+
+/* 16 activations of one row from k0 (zeros past k), rounded to BF16, as FP32. */
+TF_INLINE __m512 row16(const void *row, enum be_dtype dt, int64_t k0, int64_t k) {
+    int64_t n = k - k0 < 16 ? k - k0 : 16;
+    __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __m512i h;
+    if (dt == BE_BF16)
+        h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k0));
+    else
+        h = _mm512_cvtepu16_epi32(
+            (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, (const float *)row + k0)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+
+TF_FN void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
+                             int64_t src_stride, int64_t rows, int64_t k) {
+    size_t es = dt == BE_F32 ? 4 : 2;
+    for (int64_t g = 0; g * 16 < rows; g++) {
+        float *d = dst + g * kpad * 16;
+        int64_t nr = rows - g * 16 < 16 ? rows - g * 16 : 16;
+        for (int64_t k0 = 0; k0 < kpad; k0 += 16) {
+            __m512 v[16];
+            for (int t = 0; t < 16; t++) {
+                const char *row =
+                    (const char *)src + (size_t)(g * 16 + t) * (size_t)src_stride * es;
+                v[t] = t < nr && k0 < k ? row16(row, dt, k0, k) : _mm512_setzero_ps();
+            }
+            simd512_transpose16(v);
+            for (int i = 0; i < 16; i++) _mm512_store_ps(d + (k0 + i) * 16, v[i]);
+        }
+    }
+}
+
+/* Widens the 32 k from kc of weight rows c0.. (the first nr real, the others repeat row
+ * c0) into d: row b at d + 32 b, 16 even then 16 odd elements (zeros past k). A block is
+ * stored chunk by chunk (TF_NB x 32 floats each), so the broadcasts of one k step read one
+ * kilobyte and a block of any length is contiguous: rows a fixed stride apart would share
+ * L1 sets. */
+TF_INLINE void widen_chunk(const struct mm_job *j, int64_t c0, int nr, int64_t kc, float *d) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    int64_t n = j->k - kc;
+    __mmask32 m = n >= 32 ? ~(__mmask32)0 : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
+#pragma GCC unroll 16
+    for (int b = 0; b < TF_NB; b++) {
+        __m512i v = _mm512_maskz_loadu_epi16(m, j->w + (c0 + (b < nr ? b : 0)) * j->w_stride + kc);
+        _mm512_store_ps(d + b * 32, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+        _mm512_store_ps(d + b * 32 + 16, _mm512_castsi512_ps(_mm512_and_si512(v, hi)));
+    }
+}
+
+/* Widens k [kb0, kb1) of the tile's weight rows into wb (offsets from kb0). */
+TF_INLINE void widen(const struct mm_job *j, int64_t c0, int nr, int64_t kb0, int64_t kb1,
+                     float *wb) {
+    for (int64_t kc = kb0; kc < kb1; kc += 32) widen_chunk(j, c0, nr, kc, wb + (kc - kb0) * TF_NB);
+}
+
+/* Stores the outputs c0.. (the first nr) of group g's rows below m: v[b] holds output
+ * c0 + b of the group's 16 rows (v[TF_NB..16) are ignored). */
+TF_INLINE void store_group(const struct mm_job *j, int64_t g, int64_t c0, int nr, __m512 *v) {
+    simd512_transpose16(v); /* v[t]: row 16 g + t, lanes b = outputs c0 + b */
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+    __m512 bias = _mm512_setzero_ps();
+    if (j->bias && j->bias_dtype == BE_F32) {
+        bias = _mm512_maskz_loadu_ps(m, (const float *)j->bias + c0);
+    } else if (j->bias) {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)j->bias + c0);
+        bias = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    int64_t rows = j->m - g * 16 < 16 ? j->m - g * 16 : 16;
+    for (int64_t t = 0; t < rows; t++) {
+        __m512 yv = _mm512_add_ps(v[t], bias);
+        int64_t r = g * 16 + t;
+        if (j->y_dtype == BE_F32)
+            _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
+        else
+            _mm256_mask_storeu_epi16((uint16_t *)j->y + r * j->y_stride + c0, m,
+                                     (__m256i)_mm512_cvtneps_pbh(yv));
+    }
+}
+
+/* A block of a tile pass: weight rows c0.. (the first nr real), k [kb0, kb1). */
+struct tf_block {
+    int64_t c0, kb0, kb1;
+    int nr;
+};
+
+/* Groups g0 and (G = 2) g0 + 1 over the block bk, whose widened weights are in wb. The first
+ * block of k starts from zero, others from the partial sums in part; the last stores y,
+ * others save to part. pf (or NULL): a block whose weight rows to prefetch into L2 on the
+ * way. nx (with nwb): the next pass's block, widened into nwb on the way, so its loads and
+ * stores overlap this pass's FMAs. */
+TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_block *bk,
+                    const float *wb, float *part, const struct tf_block *pf,
+                    const struct tf_block *nx, float *nwb) {
+    int64_t c0 = bk->c0, kb0 = bk->kb0, kb1 = bk->kb1;
+    bool first = kb0 == 0, last = kb1 == j->x_stride;
+    int64_t kpad = j->x_stride;
+    const float *x0 = (const float *)j->x + g0 * kpad * 16, *x1 = x0 + kpad * 16;
+    __m512 a0[TF_NB], a1[TF_NB];
+#pragma GCC unroll 16
+    for (int b = 0; b < TF_NB; b++) {
+        a0[b] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + b * 16);
+        a1[b] = first || G == 1 ? _mm512_setzero_ps() : _mm512_load_ps(part + (TF_NB + b) * 16);
+    }
+    for (int64_t kc = kb0; kc < kb1; kc += 32) {
+        int64_t pk = pf ? pf->kb0 + (kc - kb0) : 0;
+        if (pf && pk < pf->kb1)
+#pragma GCC unroll 16
+            for (int b = 0; b < TF_NB; b++)
+                if (b < pf->nr)
+                    _mm_prefetch((const char *)(j->w + (pf->c0 + b) * j->w_stride + pk),
+                                 _MM_HINT_T1);
+        int64_t nk = nx ? nx->kb0 + (kc - kb0) : 0;
+        if (nx && nk < nx->kb1) widen_chunk(j, nx->c0, nx->nr, nk, nwb + (kc - kb0) * TF_NB);
+        const float *wc = wb + (kc - kb0) * TF_NB;
+#pragma GCC unroll 32
+        for (int t = 0; t < 32; t++) {
+            int e = (t & 1) * 16 + (t >> 1); /* where k = kc + t sits in the widened block */
+            __m512 xa = _mm512_load_ps(x0 + (kc + t) * 16);
+            __m512 xb = G == 2 ? _mm512_load_ps(x1 + (kc + t) * 16) : xa;
+#pragma GCC unroll 16
+            for (int b = 0; b < TF_NB; b++) {
+                __m512 wv = _mm512_set1_ps(wc[b * 32 + e]);
+                a0[b] = _mm512_fmadd_ps(xa, wv, a0[b]);
+                if (G == 2) a1[b] = _mm512_fmadd_ps(xb, wv, a1[b]);
+            }
+        }
+    }
+    if (nx && nx->kb0 + (kb1 - kb0) < nx->kb1) /* the rest of a longer next block */
+        widen(j, nx->c0, nx->nr, nx->kb0 + (kb1 - kb0), nx->kb1, nwb + (kb1 - kb0) * TF_NB);
+    if (!last) {
+#pragma GCC unroll 16
+        for (int b = 0; b < TF_NB; b++) {
+            _mm512_store_ps(part + b * 16, a0[b]);
+            if (G == 2) _mm512_store_ps(part + (TF_NB + b) * 16, a1[b]);
+        }
+        return;
+    }
+    __m512 v[16];
+    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a0[b] : _mm512_setzero_ps();
+    store_group(j, g0, c0, bk->nr, v);
+    if (G == 1) return;
+    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a1[b] : _mm512_setzero_ps();
+    store_group(j, g0 + 1, c0, bk->nr, v);
+}
+
+/* Tile rows from c (the last tile of [n0, n1) may be short). */
+static inline int tf_rows(int64_t c, int64_t n1) {
+    return n1 - c >= TF_NB ? TF_NB : (int)(n1 - c);
+}
+
+/* The one-pass path's order of blocks over columns [n0, n1): spans of TF_SPAN columns (all
+ * of them when k is one block), within a span k block by k block, within a k block tile by
+ * tile. A span's activation block is thus reused by all its tiles while it is in L1/L2 (at
+ * k = 11008, 32 rows of FP32 activations are 1.4 MB: walked whole per tile, they would
+ * fall out of L2), at the cost of one partial-sum set per tile of the span. A cursor walks
+ * that order by additions (no divisions: a pass of 256 k is only about 2000 cycles). */
+struct tf_cursor {
+    int64_t n1, kpad, kb, span; /* fixed */
+    int64_t s0, s1, kb0, c;     /* span, k block and tile of the current block; c = n1: done */
+};
+
+static inline struct tf_cursor tf_cursor_make(int64_t n0, int64_t n1, int64_t kpad) {
+    struct tf_cursor o = {.n1 = n1, .kpad = kpad, .s0 = n0, .c = n0};
+    o.kb = kpad > TF_LONG_K ? TF_LONG_K_KB : MM_TF_KB;
+    o.span = kpad <= o.kb ? n1 - n0 : TF_SPAN;
+    o.s1 = n1 - n0 < o.span ? n1 : n0 + o.span;
+    return o;
+}
+
+static inline void tf_cursor_next(struct tf_cursor *o) {
+    if (o->c >= o->n1) return;
+    o->c += TF_NB;
+    if (o->c < o->s1) return;
+    o->kb0 += o->kb;
+    if (o->kb0 < o->kpad) {
+        o->c = o->s0;
+        return;
+    }
+    o->kb0 = 0;
+    o->s0 = o->c = o->s1;
+    o->s1 = o->n1 - o->s0 < o->span ? o->n1 : o->s0 + o->span;
+}
+
+static inline struct tf_block tf_cursor_block(const struct tf_cursor *o) {
+    struct tf_block b = {.c0 = o->c, .kb0 = o->kb0, .nr = tf_rows(o->c, o->n1)};
+    b.kb1 = o->kpad - o->kb0 < o->kb ? o->kpad : o->kb0 + o->kb;
+    return b;
+}
+
+/* Up to 32 rows (one or two groups): one pass per widened block, each widening the next. */
+TF_INLINE void tf_one_pass(const struct mm_job *j, int G, int64_t n0, int64_t n1, float *tmp) {
+    float *wb[2] = {tmp, tmp + TF_WB}, *part = tmp + 2 * TF_WB;
+    struct tf_cursor cur = tf_cursor_make(n0, n1, j->x_stride), nx = cur, pf = cur;
+    tf_cursor_next(&nx);
+    for (int i = 0; i < TF_PF_UNITS; i++) tf_cursor_next(&pf);
+    struct tf_block bk = tf_cursor_block(&cur);
+    widen(j, bk.c0, bk.nr, bk.kb0, bk.kb1, wb[0]);
+    for (int u = 0; cur.c < n1; u ^= 1) {
+        struct tf_block nb = tf_cursor_block(&nx), pb = tf_cursor_block(&pf);
+        if (pf.c >= n1) { /* near the end: the rows past n1 (another chunk's), same k */
+            pb = bk;
+            pb.c0 += TF_PF_ROWS;
+            pb.nr = TF_NB;
+        }
+        float *p = part + (bk.c0 - cur.s0) / TF_NB * 2 * TF_NB * 16;
+        tile(j, G, 0, &bk, wb[u], p, pb.c0 + TF_NB <= j->n ? &pb : NULL, nx.c < n1 ? &nb : NULL,
+             wb[u ^ 1]);
+        cur = nx;
+        bk = nb;
+        tf_cursor_next(&nx);
+        tf_cursor_next(&pf);
+    }
+}
+
+TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    int64_t groups = (j->m + 15) / 16, kpad = j->x_stride;
+    if (groups == 2) {
+        tf_one_pass(j, 2, n0, n1, tmp);
+        return;
+    }
+    if (groups == 1) {
+        tf_one_pass(j, 1, n0, n1, tmp);
+        return;
+    }
+    /* Many groups: each widened block is reused by every group pair in turn. */
+    float *wb = tmp, *part = tmp + 2 * TF_WB;
+    for (int64_t c = n0; c < n1; c += TF_NB) {
+        for (int64_t kb0 = 0; kb0 < kpad; kb0 += MM_TF_KB) {
+            struct tf_block bk = {.c0 = c, .kb0 = kb0, .nr = tf_rows(c, n1)};
+            bk.kb1 = kpad - kb0 < MM_TF_KB ? kpad : kb0 + MM_TF_KB;
+            struct tf_block pf = bk;
+            pf.c0 += TF_PF_ROWS;
+            pf.nr = TF_NB;
+            const struct tf_block *pfp = pf.c0 + TF_NB <= j->n ? &pf : NULL;
+            widen(j, c, bk.nr, bk.kb0, bk.kb1, wb);
+            for (int64_t g = 0; g < groups; g += 2) {
+                float *p = part + g * TF_NB * 16;
+                if (g + 1 < groups)
+                    tile(j, 2, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL, NULL);
+                else
+                    tile(j, 1, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL, NULL);
+            }
+        }
+    }
+}
+
+#else
+void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    (void)tmp;
+    mm_portable(j, n0, n1); /* never selected: cpu_isa_supported() is false off x86 */
+}
+void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
+                       int64_t src_stride, int64_t rows, int64_t k) {
+    (void)dst, (void)kpad, (void)src, (void)dt, (void)src_stride, (void)rows, (void)k;
+}
+#endif
