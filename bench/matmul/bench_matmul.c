@@ -1,13 +1,14 @@
 /* bench_matmul: the CPU matmul at the Qwen2.5-0.5B shapes (hidden 896) or the 3b preset's
- * (hidden 2048), decode-like (m = 1, 8, 32) and prefill-like (m = 512), reporting GB/s, GFLOP/s and
- * the fraction of the roofline measured in the same run: attainable = min(compute peak, flops /
- * bytes x read GB/s), the compute peak being the faster of the vdpbf16ps and FP32 FMA probes.
+ * (hidden 2048) or the demo's (hidden 768), decode-like (m = 1, 8, 32) and prefill-like (m = 512),
+ * reporting GB/s, GFLOP/s and the fraction of the roofline measured in the same run: attainable =
+ * min(compute peak, flops / bytes x read GB/s), the compute peak being the faster of the vdpbf16ps
+ * and FP32 FMA probes.
  *
  * The reference machine's L3 (260 MB) holds every weight matrix but lm_head, so each shape
  * cycles through enough copies of its weights to stream >= 1 GiB, as a real forward pass
  * streams every layer's weights; each call then reads its weights from memory.
  * Usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] [--rounds R]
- *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1] [--shapes 0.5b|3b]
+ *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1] [--shapes 0.5b|3b|demo]
  * --best 1 reports the fastest round of each shape against the best probe windows instead of
  * medians: on a shared host that approximates an idle machine. */
 #include "backend/backend.h"
@@ -34,6 +35,12 @@ static const struct shape g_shapes_3b[] = {
     {"q_proj", 2048, 2048},     {"k_proj", 256, 2048},      {"v_proj", 256, 2048},
     {"o_proj", 2048, 2048},     {"gate_proj", 11008, 2048}, {"up_proj", 11008, 2048},
     {"down_proj", 2048, 11008}, {"lm_head", 151936, 2048},
+};
+/* The demo preset (hidden 768, 2 kv heads of 128, intermediate 3072, vocab 704). */
+static const struct shape g_shapes_demo[] = {
+    {"q_proj", 768, 768},     {"k_proj", 256, 768},     {"v_proj", 256, 768},
+    {"o_proj", 768, 768},     {"gate_proj", 3072, 768}, {"up_proj", 3072, 768},
+    {"down_proj", 768, 3072}, {"lm_head", 704, 768},
 };
 #define N_SHAPES   8
 #define POOL_BYTES ((size_t)1 << 30)
@@ -106,6 +113,7 @@ int main(int argc, char **argv) {
     }
     const struct shape *g_shapes = strcmp(shapes, "3b") == 0     ? g_shapes_3b
                                    : strcmp(shapes, "0.5b") == 0 ? g_shapes_05b
+                                   : strcmp(shapes, "demo") == 0 ? g_shapes_demo
                                                                  : NULL;
     int isa = cpu_isa_parse(isa_name);
     int bad_m = 0;
@@ -113,7 +121,7 @@ int main(int argc, char **argv) {
     if (isa < 0 || rounds < 1 || rounds > MAX_ROUNDS || n_m < 1 || bad_m || !g_shapes) {
         fprintf(stderr,
                 "usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] "
-                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1] [--shapes 0.5b|3b]\n",
+                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1] [--shapes 0.5b|3b|demo]\n",
                 MAX_ROUNDS);
         return 2;
     }
