@@ -12,12 +12,14 @@
  *      of an aligned y row): every thread owns a contiguous range and walks it front to
  *      back, so its weight stream and prefetches run on across chunks, and a thread done
  *      early steals chunks from the back of the others' ranges;
- *   2. a chunk holds as many rows as fit both the scratch buffer and MM_CHUNK_BYTES; within a
- *      chunk the kernels read each weight from memory once, so for m up to the chunk size w
- *      is read exactly once per call;
+ *   2. a chunk holds as many rows as fit both the scratch buffer and MM_CHUNK_BYTES (for the
+ *      FP32-FMA kernel also at most MM_TF_MAX_ROWS when k spans several of its weight blocks,
+ *      whose partial sums a thread keeps); within a chunk the kernels read each weight from
+ *      memory once, so for m up to the chunk size w is read exactly once per call;
  *   3. packing a large chunk runs on the pool (rows split across threads) before the
  *      products start, in its own dispatch, so no kernel reads a half-packed row;
- *   4. nothing is allocated per call. */
+ *   4. nothing is allocated per call: the FP32-FMA kernel works in pool thread i's slice of
+ *      the backend's mm_tmp, made with the backend. */
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul.h"
 #include "util/bf16.h"
