@@ -180,8 +180,9 @@ static void test_portable_exact(void) {
 }
 
 static void test_paths(void) {
-    /* From 13 rows the avx512 path runs its FP32-FMA kernel (13, 17, 45: a partial group of
-     * 16; 17: one tile pass, 45 and 64: several); 12 is the last row count of its vdpbf16ps
+    /* From 13 rows the avx512 path runs its FP32-FMA kernel: 13 and 17 rows (one and two
+     * groups of 16, the second partial) its one-pass path, 45 and 64 (three and four groups)
+     * the path that reuses each widened block; 12 is the last row count of its vdpbf16ps
      * dot-product kernel. */
     static const int64_t ms[] = {1, 2, 3, 5, 12, 13, 17, 45, 64};
     const int n_ms = (int)(sizeof ms / sizeof ms[0]);
@@ -212,7 +213,7 @@ static void test_paths(void) {
         check_case(isas[ii], 2, 4096, &chunked);
         struct mm_case chunked_bf = {33, 67, 37, BE_BF16, BE_F32, 0};
         check_case(isas[ii], 3, 4096, &chunked_bf);
-        /* The FP32-FMA kernel (avx512, 32+ rows) widens weights in blocks of 1024 k: k = 2100
+        /* The FP32-FMA kernel (avx512, 13+ rows) widens weights in blocks of 1024 k: k = 2100
          * is three blocks, the last short; 32 rows take its one-pass path (each pass widens
          * the next block), 45 rows its partial-sum path; k = 1024 is exactly one block. */
         struct mm_case kb_one_pass = {32, 2100, 37, BE_F32, BE_F32, 1};
