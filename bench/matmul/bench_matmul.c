@@ -143,22 +143,17 @@ int main(int argc, char **argv) {
         rng = rng * 1664525u + 1013904223u;
         c.pool[i] = f32_to_bf16((float)(rng >> 8) / 16777216.0f - 0.5f);
     }
-    /* The roofline of this run: medians of interleaved probes over the same pool. */
     /* The roofline of this run over the same pool: medians of interleaved probes, or with
-     * --best the best pass / best short window (an undisturbed core on a shared host). */
-    /* compute peak: the faster of vdpbf16ps and FP32 FMA (the AVX-512 path runs FP32 FMAs on
-     * widened weights from 13 rows on) */
+     * --best the best pass / best short window (an undisturbed core on a shared host); the
+     * compute peak is probe_compute_gflops's. */
     double bw[5], pk[5], bw_best = 0, pk_best = 0;
     for (int r = 0; r < 5; r++) {
         bw[r] = probe_read_gbps(pool, c.pool, POOL_BYTES);
-        double b16 = probe_bf16_gflops(pool, 10 * 1000 * 1000);
-        double fma = probe_f32_fma_gflops(pool, 10 * 1000 * 1000);
-        pk[r] = fma > b16 ? fma : b16;
+        pk[r] = probe_compute_gflops(pool, 10 * 1000 * 1000);
         bw_best = bw[r] > bw_best ? bw[r] : bw_best;
     }
     for (int r = 0; best && r < 300; r++) {
-        double f = probe_bf16_gflops(pool, 20000), fm = probe_f32_fma_gflops(pool, 20000);
-        f = fm > f ? fm : f;
+        double f = probe_compute_gflops(pool, 20000);
         pk_best = f > pk_best ? f : pk_best;
     }
     double bw_gbps = best ? bw_best : probe_median(bw, 5);

@@ -167,6 +167,11 @@ double probe_f32_fma_gflops(struct tp *pool, int64_t iters) {
     return peak_run(pool, fma_fn, iters, 16 * 32);
 }
 
+double probe_compute_gflops(struct tp *pool, int64_t iters) {
+    double b = probe_bf16_gflops(pool, iters), f = probe_f32_fma_gflops(pool, iters);
+    return f > b ? f : b;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

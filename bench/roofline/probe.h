@@ -24,6 +24,10 @@ double probe_bf16_gflops(struct tp *pool, int64_t iters);
  * some cores it is twice the vdpbf16ps peak (docs/BENCHMARKS.md). */
 double probe_f32_fma_gflops(struct tp *pool, int64_t iters);
 
+/* The compute roofline of a BF16-weight matmul: the faster of the two peaks above (the
+ * AVX-512 matmul runs FP32 FMAs on widened weights from 13 rows on). */
+double probe_compute_gflops(struct tp *pool, int64_t iters);
+
 /* Median of n values (sorts v in place). */
 double probe_median(double *v, int n);
 /* Smallest of n values. */

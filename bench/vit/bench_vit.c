@@ -77,9 +77,7 @@ static double forward_flops(const struct vision_config *c, struct vit_grid g) {
  * idle peak (as bench/roofline reports it). */
 static double best_peak(struct tp *pool, double prev) {
     for (int i = 0; i < 20; i++) {
-        double g = probe_bf16_gflops(pool, 2 * 1000 * 1000);
-        double f = probe_f32_fma_gflops(pool, 2 * 1000 * 1000);
-        g = f > g ? f : g;
+        double g = probe_compute_gflops(pool, 2 * 1000 * 1000);
         prev = g > prev ? g : prev;
     }
     return prev;

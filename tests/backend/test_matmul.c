@@ -179,6 +179,37 @@ static void test_portable_exact(void) {
     be_free(b);
 }
 
+/* Cases past the small grid of test_paths, each on a thread count and a scratch size (0:
+ * the default). */
+static const struct {
+    struct mm_case c;
+    int threads;
+    size_t scratch;
+} g_sized[] = {
+    /* bigger: k = 512, n = 1000 (several tiles and a 1000 % 32 remainder per thread) */
+    {{17, 512, 1000, BE_F32, BE_F32, 1}, 2, 0},
+    {{64, 1000, 512, BE_F32, BE_BF16, 2}, 2, 0},
+    /* a scratch buffer of 4 KiB forces many activation chunks */
+    {{64, 67, 37, BE_F32, BE_F32, 1}, 2, 4096},
+    {{33, 67, 37, BE_BF16, BE_F32, 0}, 3, 4096},
+    /* The FP32-FMA kernel (avx512, 13+ rows) widens weights in blocks of 1024 k: k = 2100 is
+     * three blocks, the last short; 32 rows take its one-pass path (each pass widens the next
+     * block), 45 rows its partial-sum path; k = 1024 is exactly one block. */
+    {{32, 2100, 37, BE_F32, BE_F32, 1}, 2, 0},
+    {{45, 2100, 37, BE_BF16, BE_BF16, 2}, 3, 0},
+    {{64, 1024, 70, BE_F32, BE_F32, 0}, 1, 0},
+    /* one thread's 600 columns at k = 1100: spans of 256, 256 and 88 columns, each walked k
+     * block by k block */
+    {{32, 1100, 600, BE_F32, BE_BF16, 1}, 1, 0},
+    /* k over 4096: blocks of 256 k (the last one short) */
+    {{32, 4200, 300, BE_BF16, BE_F32, 2}, 2, 0},
+    /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups */
+    {{80, 67, 37, BE_F32, BE_F32, 1}, 2, 16384},
+    /* more than 1024 rows with k over one block: chunks capped at the rows whose partial sums
+     * a thread keeps */
+    {{1040, 1100, 20, BE_F32, BE_F32, 1}, 2, 0},
+};
+
 static void test_paths(void) {
     /* From 13 rows the avx512 path runs its FP32-FMA kernel: 13 and 17 rows (one and two
      * groups of 16, the second partial) its one-pass path, 45 and 64 (three and four groups)
@@ -203,39 +234,8 @@ static void test_paths(void) {
                                         (mi + ki + v) % 3};
                     check_case(isas[ii], 1 + (mi + v) % 3, 0, &c);
                 }
-        /* Bigger: k = 512, n = 1000 (several tiles and a 1000 % 32 remainder per thread). */
-        struct mm_case big = {17, 512, 1000, BE_F32, BE_F32, 1};
-        check_case(isas[ii], 2, 0, &big);
-        struct mm_case big2 = {64, 1000, 512, BE_F32, BE_BF16, 2};
-        check_case(isas[ii], 2, 0, &big2);
-        /* A scratch buffer of 4 KiB forces many activation chunks. */
-        struct mm_case chunked = {64, 67, 37, BE_F32, BE_F32, 1};
-        check_case(isas[ii], 2, 4096, &chunked);
-        struct mm_case chunked_bf = {33, 67, 37, BE_BF16, BE_F32, 0};
-        check_case(isas[ii], 3, 4096, &chunked_bf);
-        /* The FP32-FMA kernel (avx512, 13+ rows) widens weights in blocks of 1024 k: k = 2100
-         * is three blocks, the last short; 32 rows take its one-pass path (each pass widens
-         * the next block), 45 rows its partial-sum path; k = 1024 is exactly one block. */
-        struct mm_case kb_one_pass = {32, 2100, 37, BE_F32, BE_F32, 1};
-        check_case(isas[ii], 2, 0, &kb_one_pass);
-        struct mm_case kb_partial = {45, 2100, 37, BE_BF16, BE_BF16, 2};
-        check_case(isas[ii], 3, 0, &kb_partial);
-        struct mm_case kb_exact = {64, 1024, 70, BE_F32, BE_F32, 0};
-        check_case(isas[ii], 1, 0, &kb_exact);
-        /* One thread's 600 columns at k = 1100: spans of 256, 256 and 88 columns, each
-         * walked k block by k block. */
-        struct mm_case kb_spans = {32, 1100, 600, BE_F32, BE_BF16, 1};
-        check_case(isas[ii], 1, 0, &kb_spans);
-        /* k over 4096: blocks of 256 k (the last one short) */
-        struct mm_case kb_long = {32, 4200, 300, BE_BF16, BE_F32, 2};
-        check_case(isas[ii], 2, 0, &kb_long);
-        /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups. */
-        struct mm_case tf_chunked = {80, 67, 37, BE_F32, BE_F32, 1};
-        check_case(isas[ii], 2, 16384, &tf_chunked);
-        /* More than 1024 rows with k over one block: chunks capped at the rows whose partial
-         * sums a thread keeps. */
-        struct mm_case tf_many = {1040, 1100, 20, BE_F32, BE_F32, 1};
-        check_case(isas[ii], 2, 0, &tf_many);
+        for (size_t i = 0; i < sizeof g_sized / sizeof g_sized[0]; i++)
+            check_case(isas[ii], g_sized[i].threads, g_sized[i].scratch, &g_sized[i].c);
     }
     if (!ran) T_SKIP("no SIMD matmul path on this CPU (only the portable path ran)");
 }

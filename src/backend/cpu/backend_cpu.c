@@ -155,26 +155,19 @@ int be_cpu_new_opts(struct be **out, const struct be_cpu_opts *opts, struct err 
     c->base.ops = &g_cpu_ops;
     c->base.device = BE_DEV_CPU;
     c->isa = opts->isa == CPU_ISA_AUTO ? cpu_isa_best(opts->f32_activations) : opts->isa;
+    int rc = tp_new(&c->pool, opts->n_threads, e);
+    if (rc != 0) {
+        free(c);
+        return err_wrap(e, "cpu backend");
+    }
     c->scratch_bytes = scratch;
     c->scratch = aligned_alloc(64, scratch);
     c->attn_scratch_bytes = ATT512_SPLIT_SCRATCH_BYTES;
     c->attn_scratch = aligned_alloc(64, c->attn_scratch_bytes);
-    int n_tmp = opts->n_threads > 0 && opts->n_threads <= TP_MAX_THREADS ? opts->n_threads : 1;
-    c->mm_tmp = aligned_alloc(64, (size_t)n_tmp * MM_TF_TMP_FLOATS * sizeof(float));
+    c->mm_tmp = aligned_alloc(64, (size_t)tp_size(c->pool) * MM_TF_TMP_FLOATS * sizeof(float));
     if (!c->scratch || !c->attn_scratch || !c->mm_tmp) {
-        free(c->scratch);
-        free(c->attn_scratch);
-        free(c->mm_tmp);
-        free(c);
+        cpu_free(&c->base); /* frees what was made: free(NULL) is a no-op */
         return err_set(e, VELA_ENOMEM, "cpu backend: cannot allocate %zu scratch bytes", scratch);
-    }
-    int rc = tp_new(&c->pool, opts->n_threads, e);
-    if (rc != 0) {
-        free(c->scratch);
-        free(c->attn_scratch);
-        free(c->mm_tmp);
-        free(c);
-        return err_wrap(e, "cpu backend");
     }
     *out = &c->base;
     return 0;

@@ -18,8 +18,8 @@
  *      memory once, so for m up to the chunk size w is read exactly once per call;
  *   3. packing a large chunk runs on the pool (rows split across threads) before the
  *      products start, in its own dispatch, so no kernel reads a half-packed row;
- *   4. nothing is allocated per call: the FP32-FMA kernel works in pool thread i's slice of
- *      the backend's mm_tmp, made with the backend. */
+ *   4. nothing is allocated per call: a kernel called on pool thread i gets thread i's slice
+ *      of the backend's mm_tmp (made with the backend) as its scratch. */
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul.h"
 #include "util/bf16.h"
@@ -49,8 +49,8 @@ struct mm_ctx {
     /* Thread i's remaining blocks [lo, hi) as lo << 32 | hi: it takes chunks from lo, the
      * others steal from hi once their own range is done (invariant 1). */
     _Atomic uint64_t range[TP_MAX_THREADS];
-    void (*kernel)(const struct mm_job *, int64_t, int64_t);
-    float *tf_tmp; /* set when the kernel is mm_avx512_tf: its thread buffers */
+    mm_kernel kernel;
+    float *tmp; /* MM_TF_TMP_FLOATS per pool thread (the backend's mm_tmp) */
 };
 
 /* Runs the kernel of every job over combined blocks [b0, b1). */
@@ -62,11 +62,8 @@ static void mm_blocks(const struct mm_ctx *ctx, int64_t b0, int64_t b1, int thre
         int64_t n0 = ((b0 > lo ? b0 : lo) - lo) * MM_COL_ALIGN;
         int64_t n1 = ((b1 < hi ? b1 : hi) - lo) * MM_COL_ALIGN;
         if (n1 > n) n1 = n;
-        if (n0 >= n1) continue;
-        if (ctx->tf_tmp)
-            mm_avx512_tf(&ctx->jobs[j], n0, n1, ctx->tf_tmp + (size_t)thread * MM_TF_TMP_FLOATS);
-        else
-            ctx->kernel(&ctx->jobs[j], n0, n1);
+        if (n0 < n1)
+            ctx->kernel(&ctx->jobs[j], n0, n1, ctx->tmp + (size_t)thread * MM_TF_TMP_FLOATS);
     }
 }
 
@@ -210,8 +207,11 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
         ctx.first_block[j + 1] =
             ctx.first_block[j] + (ctx.jobs[j].n + MM_COL_ALIGN - 1) / MM_COL_ALIGN;
     }
-    ctx.tf_tmp = layout == MM_TF ? c->mm_tmp : NULL;
-    ctx.kernel = avx512 ? mm_avx512 : c->isa == CPU_ISA_AVX2 ? mm_avx2 : mm_portable;
+    ctx.tmp = c->mm_tmp;
+    ctx.kernel = layout == MM_TF          ? mm_avx512_tf
+                 : avx512                 ? mm_avx512
+                 : c->isa == CPU_ISA_AVX2 ? mm_avx2
+                                          : mm_portable;
     int64_t per_thread = ctx.first_block[n_out] / tp_size(c->pool) / MM_CHUNKS_PER_THREAD;
     ctx.chunk_blocks = per_thread > 1 ? per_thread : 1;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {

@@ -37,13 +37,15 @@ struct mm_job {
     int64_t m, n, k;
 };
 
-/* Each computes columns [n0, n1) of every row of y. */
-void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1);
-void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1);
-void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1);
+/* Each computes columns [n0, n1) of every row of y. tmp is the calling thread's own buffer of
+ * MM_TF_TMP_FLOATS (64-byte aligned), for the kernels that need one (mm_avx512_tf); the
+ * others ignore it. */
+typedef void (*mm_kernel)(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
+void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
+void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
+void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 /* The many-rows AVX-512 kernel, FP32 FMAs on widened BF16 weights (matmul_avx512_tf.c): x is
- * packed by mm_avx512_pack_tf and x_stride is kpad, the packed k (a multiple of 32 >= k); tmp
- * is the calling thread's own buffer of MM_TF_TMP_FLOATS (64-byte aligned). */
+ * packed by mm_avx512_pack_tf and x_stride is kpad, the packed k (a multiple of 32 >= k). */
 void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 /* Rows [0, rows) of src (F32 or BF16, src_stride elements apart, k used) -> groups of 16
  * rows, each kpad vectors of 16 FP32 (lane t of vector i = x[t][i] rounded to BF16); rows

@@ -62,7 +62,8 @@ AVX2_INLINE void tile(const struct mm_job *j, int64_t r0, int64_t c0, int MR, in
         tile(j, r, c, MR, NR);                                                                     \
         break
 
-AVX2_FN void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1) {
+AVX2_FN void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    (void)tmp;
     for (int64_t c = n0; c < n1; c += 2) {
         int nr = n1 - c >= 2 ? 2 : 1;
         for (int64_t r = 0; r < j->m; r += 4) {
@@ -84,7 +85,7 @@ AVX2_FN void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1) {
 }
 
 #else
-void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1) {
-    mm_portable(j, n0, n1); /* never selected: cpu_isa_supported() is false off x86 */
+void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    mm_portable(j, n0, n1, tmp); /* never selected: cpu_isa_supported() is false off x86 */
 }
 #endif

@@ -146,7 +146,8 @@ AVX512_INLINE void tile(const struct mm_job *j, int64_t r0, int64_t c0, int MR, 
         tile(j, r, c, MR, 4, PF, pf0);                                                             \
         break
 
-AVX512_FN void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1) {
+AVX512_FN void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    (void)tmp;
     /* The prefetches of a column block are spread over its first token tiles (4 rows in a
      * lone tile, 2 in each of the first two, 1 in each of the first four): issued in one
      * burst they fill the core's miss queues and stall the loads the tile computes with
@@ -220,8 +221,8 @@ AVX512_FN void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float
 }
 
 #else
-void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1) {
-    mm_portable(j, n0, n1); /* never selected: cpu_isa_supported() is false off x86 */
+void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    mm_portable(j, n0, n1, tmp); /* never selected: cpu_isa_supported() is false off x86 */
 }
 void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float *src, int64_t src_stride,
                         int64_t rows, int64_t k) {

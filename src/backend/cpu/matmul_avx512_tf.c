@@ -314,8 +314,7 @@ TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *t
 
 #else
 void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
-    (void)tmp;
-    mm_portable(j, n0, n1); /* never selected: cpu_isa_supported() is false off x86 */
+    mm_portable(j, n0, n1, tmp); /* never selected: cpu_isa_supported() is false off x86 */
 }
 void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
                        int64_t src_stride, int64_t rows, int64_t k) {

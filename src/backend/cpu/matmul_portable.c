@@ -3,7 +3,8 @@
  * Invariant: touches only columns [n0, n1) of y. Called on pool threads. */
 #include "backend/cpu/matmul.h"
 
-void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1) {
+void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
+    (void)tmp;
     const float *x = j->x;
     for (int64_t c = n0; c < n1; c++) {
         const uint16_t *w = j->w + c * j->w_stride;
