@@ -250,6 +250,14 @@ static const struct acase g_edge[] = {
     {2, 14, 2, 64, {13, 40}, {40, 1}, BE_BF16, BE_F32, 8},
     {2, 14, 2, 64, {13, 40}, {40, 1}, BE_BF16, BE_F32, 32},
     {3, 6, 2, 18, {3, 0, 21}, {17, 6, 1}, BE_F32, BE_BF16, 5},
+    /* decode batches, where a tile spans several kv heads (kvt): 4 kv heads in one tile; 8
+     * kv heads of GQA 8 in two tiles of 4 (32 query vectors); an F32 cache whose rows cap
+     * kvt at 2; a 3-row chunk among decode rows (a multi-row tile over 2 kv heads, two groups
+     * per kv head) */
+    {6, 8, 4, 64, {3, 17, 40, 0, 64, 31}, {1, 1, 1, 1, 1, 1}, BE_BF16, BE_F32, 0},
+    {3, 64, 8, 32, {10, 50, 2}, {1, 1, 1}, BE_BF16, BE_BF16, 0},
+    {4, 4, 4, 128, {20, 33, 5, 70}, {1, 1, 1, 1}, BE_F32, BE_F32, 0},
+    {4, 6, 2, 64, {0, 30, 12, 47}, {3, 1, 1, 1}, BE_BF16, BE_F32, 0},
     /* head_dim 288: above ATT512_MAX_HEAD_DIM, so the AVX-512 backend uses the AVX2 kernel */
     {1, 4, 2, 288, {5}, {20}, BE_BF16, BE_F32, 0},
 };

@@ -2,12 +2,21 @@
  * ATT512_MAX_HEAD_DIM: causal attention over the paged KV cache for a flattened batch of
  * prefill chunks and decode tokens, grouped-query heads.
  *
- * One work item is (tile of up to `rt` consecutive rows, kv head, head tile of up to ATT512_GT
- * query heads sharing that kv head). Tiles are cut from the end of the flattened batch; a tile
- * that straddles sequences is run as one sub-tile per sequence. A sub-tile holds nq = rows x
- * heads query vectors ("qv", index j = row * heads + head), loaded once as F32.
+ * One work item is (tile of up to `rt` consecutive rows, tile of `kvt` consecutive kv heads,
+ * head tile of up to ATT512_GT query heads of each of those kv heads). Tiles are cut from the
+ * end of the flattened batch; a tile that straddles sequences is run as one sub-tile per
+ * sequence. A sub-tile holds nq = kv heads x rows x heads query vectors ("qv", index
+ * j = (kv * rows + row) * heads + head), loaded once as F32.
  *
- * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs, so any block size works):
+ * kvt is 1 in prefill. In decode (fewer than two rows per sequence) a tile takes as many kv
+ * heads as fit (kvt x heads <= ATT512_MAX_QV, the tile's span of a row within the prefetch
+ * list), so each chunk reads one contiguous span of every cache row instead of each kv head's
+ * slice in a separate item. Decode reads the cache once, cold, from memory: with whole rows a
+ * batch-32 decode call ran 1.27x faster (docs/BENCHMARKS.md), the reads being sequential
+ * within each block instead of half-row slices interleaved with another item's.
+ *
+ * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs, so any block size works)
+ * and per kv head of the tile:
  *   1. the K rows are widened to F32 and transposed (16x16 in registers) into kt[d][16], so a
  *      score vector of 16 keys is sum_d q[j][d] * kt[d]: FMAs with a broadcast q scalar, no
  *      horizontal sums (BF16 rows are transposed as 32-bit pairs first, then widened);
@@ -74,6 +83,8 @@
  * keep enough items for the threads and bound the scratch (q and acc are qv x head_dim). */
 #define ATT512_MAX_QV   32
 #define ATT512_MAX_ROWS 8
+/* Bytes of one cache row a tile may span (all its kv heads): bounds the prefetch list. */
+#define ATT512_PF_ROW_BYTES (ATT512_MAX_HEAD_DIM * 4)
 /* Items per pool thread below which tiles get fewer rows: a tile of decode rows (one per
  * sequence) runs them one after another, and the atomic hand-out balances only whole items. */
 #define ATT512_ITEMS_PER_THREAD 4
@@ -92,10 +103,11 @@ struct att512_scratch {
     float mx[ATT512_MAX_QV];                                    /* running max per qv */
     int64_t pos[ATT512_MAX_QV];                                 /* sequence position per qv */
     const void *vrow[ATT512_KC]; /* V row t of the chunk in the cache (F32 or BF16) */
-    /* Cache lines of the next chunk's K and V rows when the tile has one group (decode),
-     * issued pf_per per head_dim step of its score loop; n_pf 0: none pending. */
-    const char *pf[2 * ATT512_KC * (ATT512_MAX_HEAD_DIM * 4 / 64)];
-    int n_pf, pf_per;
+    /* Cache lines of the next chunk's K and V rows when the tile has one group per kv head
+     * (decode), issued pf_per per head_dim step of the groups' score loops; ip: the next to
+     * issue, n_pf: how many (ip == n_pf: none pending). */
+    const char *pf[2 * ATT512_KC * (ATT512_PF_ROW_BYTES / 64)];
+    int n_pf, pf_per, ip;
     bool v_bf16; /* widened as the P·V loop reads them: each once per group */
 };
 
@@ -104,8 +116,9 @@ struct att512_ctx {
     const struct tensor *q, *kc, *vc;
     const struct attn_meta *m;
     int64_t n_rows, n_kv, group;
-    int64_t gt, n_htiles; /* heads per head tile (balanced), head tiles per kv head */
-    int64_t rt, n_rtiles; /* rows per row tile, row tiles */
+    int64_t gt, n_htiles;   /* heads per head tile (balanced), head tiles per kv head */
+    int64_t kvt, n_kvtiles; /* kv heads per kv tile (divides n_kv), kv tiles */
+    int64_t rt, n_rtiles;   /* rows per row tile, row tiles */
     atomic_llong next;
     /* Split-K (decode at long contexts, few items): item it runs as units
      * [ustart[it], ustart[it + 1]) of the atomic hand-out, each over its own key range; the
@@ -118,12 +131,20 @@ struct att512_ctx {
     size_t part_stride; /* floats per unit: nq max, sum, then nq x head_dim acc */
 };
 
-/* What one sub-tile works on (rows [r0, r0 + nr) of one sequence, heads h0 .. h0 + ng - 1). */
+/* What one sub-tile works on: rows [r0, r0 + nr) of one sequence, kv heads kvh .. kvh + nkv - 1,
+ * and of kv head kvh + i the query heads h0 + i * group .. + ng - 1. */
 struct att512_tile {
-    int64_t r0, kvh, h0;
-    int nr, ng, nq;
+    int64_t r0, kvh, h0, group;
+    int nr, nkv, ng, nq;
     const int32_t *bt; /* the sequence's block table */
 };
+
+/* The row and query head of qv j of a sub-tile (j = (kv * nr + row) * ng + head). */
+static inline void att512_qv(const struct att512_tile *tl, int j, int64_t *row, int64_t *head) {
+    int per_kv = tl->nr * tl->ng, kv = j / per_kv, r = j % per_kv;
+    *row = tl->r0 + r / tl->ng;
+    *head = tl->h0 + kv * tl->group + r % tl->ng;
+}
 
 static inline const void *att512_at(const struct tensor *t, int64_t r, int64_t c) {
     size_t es = t->dtype == BE_F32 ? 4 : 2;
@@ -193,7 +214,7 @@ ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, i
 ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, const bool VB,
                                 const bool PF, int32_t hd, int64_t k0, int32_t nk, float scale) {
     __m512 a[ATT512_QB];
-    int ip = 0, n_pf = s->n_pf;
+    int ip = s->ip, n_pf = s->n_pf;
 #pragma GCC unroll 8
     for (int i = 0; i < N; i++) a[i] = _mm512_setzero_ps();
     for (int32_t d = 0; d < hd; d++) {
@@ -216,7 +237,7 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
         old[i] = s->mx[j0 + i];
         cur[i] = s->mx[j0 + i] = cmax > old[i] ? cmax : old[i];
     }
-    s->n_pf = 0; /* issued */
+    s->ip = ip;
     __mmask16 mn = att512_mask(N);
     /* exp(old - new): 1 where the max held; ~1e-38 at the first chunk (old = -inf), where it
      * only scales zeros */
@@ -250,11 +271,11 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
 
 #define ATT512_GROUP_CASE(n)                                                                       \
     case n:                                                                                        \
-        if (s->v_bf16 && s->n_pf)                                                                  \
+        if (s->v_bf16 && s->ip < s->n_pf)                                                          \
             att512_group(s, j0, n, true, true, hd, k0, nk, scale);                                 \
         else if (s->v_bf16)                                                                        \
             att512_group(s, j0, n, true, false, hd, k0, nk, scale);                                \
-        else if (s->n_pf)                                                                          \
+        else if (s->ip < s->n_pf)                                                                  \
             att512_group(s, j0, n, false, true, hd, k0, nk, scale);                                \
         else                                                                                       \
             att512_group(s, j0, n, false, false, hd, k0, nk, scale);                               \
@@ -282,7 +303,8 @@ ATT512_FN void att512_tile_init(const struct att512_ctx *c, struct att512_scratc
                                 const struct att512_tile *tl, int64_t pos0) {
     int32_t hd = c->m->head_dim;
     for (int j = 0; j < tl->nq; j++) {
-        int64_t row = tl->r0 + j / tl->ng, h = tl->h0 + j % tl->ng;
+        int64_t row, h;
+        att512_qv(tl, j, &row, &h);
         const void *qr = att512_at(c->q, row, h * hd);
         for (int32_t d0 = 0; d0 < hd; d0 += 16) {
             __mmask16 m = att512_mask(hd - d0);
@@ -291,7 +313,7 @@ ATT512_FN void att512_tile_init(const struct att512_ctx *c, struct att512_scratc
         }
         _mm512_store_ps(s->lsum[j], _mm512_setzero_ps());
         s->mx[j] = -INFINITY;
-        s->pos[j] = pos0 + j / tl->ng;
+        s->pos[j] = pos0 + (row - tl->r0);
     }
 }
 
@@ -313,7 +335,9 @@ ATT512_FN void att512_tile_store(const struct att512_ctx *c, struct att512_scrat
     int32_t hd = c->m->head_dim;
     for (int j = 0; j < tl->nq; j++) {
         __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(_mm512_load_ps(s->lsum[j])));
-        void *orow = (void *)att512_at(c->o, tl->r0 + j / tl->ng, (tl->h0 + j % tl->ng) * hd);
+        int64_t row, h;
+        att512_qv(tl, j, &row, &h);
+        void *orow = (void *)att512_at(c->o, row, h * hd);
         for (int32_t d0 = 0; d0 < hd; d0 += 16) {
             __mmask16 m = att512_mask(hd - d0);
             __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s->acc[j] + d0), inv);
@@ -351,17 +375,19 @@ static void att512_prefetch(const void *const *kp, const void *const *vp, int32_
         }
 }
 
-/* The same lines listed for a tile's only group to issue a few at a time from its score
- * loop: issued at once they fill the line fill buffers, and the FMAs queue behind them. */
+/* The same lines listed for a tile's groups (one per kv head) to issue a few at a time from
+ * their score loops: issued at once they fill the line fill buffers, and the FMAs queue behind
+ * them. */
 static void att512_prefetch_list(struct att512_scratch *s, const void *const *kp,
-                                 const void *const *vp, int32_t nk, size_t row_bytes, int32_t hd) {
+                                 const void *const *vp, int32_t nk, size_t row_bytes,
+                                 int32_t steps) {
     int n = 0;
     for (int32_t t = 0; t < nk; t++)
         for (size_t b = 0; b < row_bytes; b += 64) {
             s->pf[n++] = (const char *)kp[t] + b;
             s->pf[n++] = (const char *)vp[t] + b;
         }
-    s->n_pf = n, s->pf_per = (n + hd - 1) / hd;
+    s->n_pf = n, s->ip = 0, s->pf_per = (n + steps - 1) / steps;
 }
 
 /* Split-K partial of a sub-tile: max and sum per qv, then the unnormalized accumulators. */
@@ -387,10 +413,12 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
     int32_t hd = c->m->head_dim, bs = c->m->block_size;
     int64_t n_keys = ke, ib = kb / bs;
     int32_t off = (int32_t)(kb % bs), cur = 0;
-    size_t row_bytes = (size_t)hd * (c->kc->dtype == BE_F32 ? 4 : 2);
+    size_t es = c->kc->dtype == BE_F32 ? 4 : 2, head_bytes = (size_t)hd * es;
+    int per_kv = tl->nr * tl->ng;
     const void *kp[2][ATT512_KC], *vp[2][ATT512_KC]; /* this chunk's rows and the next's */
+    const void *kh[ATT512_KC];                       /* this chunk's rows, one kv head */
     att512_tile_init(c, s, tl, pos0);
-    s->n_pf = 0;
+    s->n_pf = s->ip = 0;
     s->v_bf16 = c->vc->dtype == BE_BF16;
     att512_chunk_rows(c, tl, n_keys - kb < ATT512_KC ? (int32_t)(n_keys - kb) : ATT512_KC, &ib,
                       &off, kp[0], vp[0]);
@@ -400,21 +428,28 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
         if (left_keys > 0) {
             int32_t nn = left_keys < ATT512_KC ? (int32_t)left_keys : ATT512_KC;
             att512_chunk_rows(c, tl, nn, &ib, &off, kp[cur ^ 1], vp[cur ^ 1]);
-            if (tl->nq <= ATT512_QB) /* one group (decode): spread over its score loop */
-                att512_prefetch_list(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd);
+            size_t row_bytes = head_bytes * (size_t)tl->nkv; /* the tile's span of a row */
+            if (per_kv <= ATT512_QB) /* a group per kv head (decode): spread over them */
+                att512_prefetch_list(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd * tl->nkv);
             else /* several groups (prefill): compute-bound, so all at once is as good */
                 att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
         }
-        for (int32_t t = 0; t < nk; t++) s->vrow[t] = vp[cur][t];
-        att512_load_kt(s, kp[cur], nk, c->kc->dtype, hd);
         /* rows positioned before k0 see none of these keys: start at the first that does */
         int64_t skip = k0 > pos0 ? k0 - pos0 : 0;
-        int j = (int)skip * tl->ng, left = tl->nq - j;
-        int n_groups = (left + ATT512_QB - 1) / ATT512_QB;
-        for (int g = 0; g < n_groups; g++) { /* balanced group sizes, at most ATT512_QB */
-            int n = (left + (n_groups - g) - 1) / (n_groups - g);
-            att512_group_n(s, j, n, hd, k0, nk, c->m->scale);
-            j += n, left -= n;
+        for (int kv = 0; kv < tl->nkv; kv++) {
+            size_t at = (size_t)kv * head_bytes;
+            for (int32_t t = 0; t < nk; t++) {
+                kh[t] = (const char *)kp[cur][t] + at;
+                s->vrow[t] = (const char *)vp[cur][t] + at;
+            }
+            att512_load_kt(s, kh, nk, c->kc->dtype, hd);
+            int j = kv * per_kv + (int)skip * tl->ng, left = (kv + 1) * per_kv - j;
+            int n_groups = (left + ATT512_QB - 1) / ATT512_QB;
+            for (int g = 0; g < n_groups; g++) { /* balanced group sizes, at most ATT512_QB */
+                int n = (left + (n_groups - g) - 1) / (n_groups - g);
+                att512_group_n(s, j, n, hd, k0, nk, c->m->scale);
+                j += n, left -= n;
+            }
         }
     }
     if (part)
@@ -423,19 +458,27 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
         att512_tile_store(c, s, tl);
 }
 
-/* Item `it`: row tile it / per_tile counted from the end of the batch, then kv head, then
+/* The heads of head index r of a row tile (kv tile r / n_htiles, head tile r % n_htiles). */
+static void att512_heads(const struct att512_ctx *c, int64_t r, struct att512_tile *tl) {
+    int64_t g0 = (r % c->n_htiles) * c->gt;
+    tl->kvh = r / c->n_htiles * c->kvt;
+    tl->nkv = (int)c->kvt;
+    tl->group = c->group;
+    tl->h0 = tl->kvh * c->group + g0;
+    tl->ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
+}
+
+/* Item `it`: row tile it / per_tile counted from the end of the batch, then kv tile, then
  * head tile; split into one sub-tile per sequence it covers. */
 static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, int64_t it) {
     const struct attn_meta *m = c->m;
-    int64_t per_tile = c->n_kv * c->n_htiles, ti = it / per_tile, r = it % per_tile;
+    int64_t per_tile = c->n_kvtiles * c->n_htiles, ti = it / per_tile, r = it % per_tile;
     int64_t hi = c->n_rows - ti * c->rt, lo = hi - c->rt > 0 ? hi - c->rt : 0;
-    struct att512_tile tl = {.kvh = r / c->n_htiles};
-    int64_t g0 = (r % c->n_htiles) * c->gt;
-    tl.h0 = tl.kvh * c->group + g0;
-    tl.ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
+    struct att512_tile tl;
+    att512_heads(c, r, &tl);
     for (int32_t sq = cpu_last_le(m->query_start, m->n_seqs, hi - 1); hi > lo; sq--) {
         int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
-        tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nr * tl.ng;
+        tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nkv * tl.nr * tl.ng;
         tl.bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
         int64_t pos0 = (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]);
         att512_tile_run(c, s, &tl, pos0, 0, pos0 + tl.nr, NULL);
@@ -447,13 +490,10 @@ static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, in
 static void att512_row_tile(const struct att512_ctx *c, int64_t it, struct att512_tile *tl,
                             int64_t *pos) {
     const struct attn_meta *m = c->m;
-    int64_t per_tile = c->n_kv * c->n_htiles, row = c->n_rows - 1 - it / per_tile;
-    int64_t r = it % per_tile, g0 = (r % c->n_htiles) * c->gt;
+    int64_t per_tile = c->n_kvtiles * c->n_htiles, row = c->n_rows - 1 - it / per_tile;
     int32_t sq = cpu_last_le(m->query_start, m->n_seqs, row);
-    tl->kvh = r / c->n_htiles;
-    tl->h0 = tl->kvh * c->group + g0;
-    tl->ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
-    tl->r0 = row, tl->nr = 1, tl->nq = tl->ng;
+    att512_heads(c, it % per_tile, tl);
+    tl->r0 = row, tl->nr = 1, tl->nq = tl->nkv * tl->ng;
     tl->bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
     *pos = (int64_t)m->n_computed[sq] + (row - m->query_start[sq]);
 }
@@ -513,7 +553,7 @@ static void att512_worker(void *arg, int i, int n_threads) {
     (void)i, (void)n_threads;
     struct att512_ctx *c = arg;
     struct att512_scratch s; /* on this thread's stack: invariant 4 */
-    int64_t n = c->n_split_items ? c->n_units : c->n_rtiles * c->n_kv * c->n_htiles;
+    int64_t n = c->n_split_items ? c->n_units : c->n_rtiles * c->n_kvtiles * c->n_htiles;
     for (;;) {
         int64_t it = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
         if (it >= n) break;
@@ -529,8 +569,8 @@ static void att512_worker(void *arg, int i, int n_threads) {
  * ATT512_SPLIT_MIN_KEYS) sized so the call has about `want` units; the chunk doubles until
  * the partials fit the backend's split scratch. Leaves n_split_items 0 when nothing splits. */
 static void att512_plan_split(struct att512_ctx *c, const struct be_cpu *cb, int64_t want) {
-    int64_t n_items = c->n_rtiles * c->n_kv * c->n_htiles, total = 0, max_keys = 0;
-    c->part_stride = ((size_t)c->gt * (size_t)(c->m->head_dim + 2) + 15) & ~(size_t)15;
+    int64_t n_items = c->n_rtiles * c->n_kvtiles * c->n_htiles, total = 0, max_keys = 0;
+    c->part_stride = ((size_t)(c->kvt * c->gt) * (size_t)(c->m->head_dim + 2) + 15) & ~(size_t)15;
     int64_t max_units = (int64_t)(cb->attn_scratch_bytes / (c->part_stride * sizeof(float)));
     if (c->rt != 1 || n_items >= want || n_items > ATT512_SPLIT_MAX_ITEMS || n_items > max_units)
         return;
@@ -561,6 +601,20 @@ static void att512_plan_split(struct att512_ctx *c, const struct be_cpu *cb, int
     c->n_units = units, c->n_split_items = n_items;
 }
 
+/* kv heads per tile: 1 in prefill; in decode (about a row per sequence) the most that divide
+ * n_kv with their query vectors in one tile and their slices of a row in the prefetch list,
+ * when each kv head has one head tile. */
+static int64_t att512_kv_tile(int64_t n_kv, int64_t gt, int64_t n_htiles, size_t head_bytes,
+                              bool decode) {
+    int64_t best = 1;
+    if (!decode || n_htiles != 1) return 1;
+    for (int64_t d = 2; d <= n_kv; d++)
+        if (n_kv % d == 0 && d * gt <= ATT512_MAX_QV &&
+            (size_t)d * head_bytes <= ATT512_PF_ROW_BYTES)
+            best = d;
+    return best;
+}
+
 int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k_cache, const struct tensor *v_cache,
                          const struct attn_meta *m, struct err *e) {
@@ -574,9 +628,14 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
     c.group = be_tensor_cols(q) / m->head_dim / c.n_kv;
     c.n_htiles = (c.group + ATT512_GT - 1) / ATT512_GT;
     c.gt = (c.group + c.n_htiles - 1) / c.n_htiles;
-    c.rt = ATT512_MAX_QV / c.gt < ATT512_MAX_ROWS ? ATT512_MAX_QV / c.gt : ATT512_MAX_ROWS;
+    c.kvt = att512_kv_tile(c.n_kv, c.gt, c.n_htiles,
+                           (size_t)m->head_dim * (k_cache->dtype == BE_F32 ? 4 : 2),
+                           c.n_rows < 2 * (int64_t)m->n_seqs);
+    c.n_kvtiles = c.n_kv / c.kvt;
+    int64_t qv_row = c.kvt * c.gt; /* query vectors per row of a tile */
+    c.rt = ATT512_MAX_QV / qv_row < ATT512_MAX_ROWS ? ATT512_MAX_QV / qv_row : ATT512_MAX_ROWS;
     /* small batches (decode): shorter tiles, so every thread gets several items */
-    int64_t per_tile = c.n_kv * c.n_htiles, want = ATT512_ITEMS_PER_THREAD * tp_size(cb->pool);
+    int64_t per_tile = c.n_kvtiles * c.n_htiles, want = ATT512_ITEMS_PER_THREAD * tp_size(cb->pool);
     if (c.n_rows * per_tile < want * c.rt) {
         c.rt = c.n_rows * per_tile / want;
         if (c.rt < 1) c.rt = 1;
