@@ -166,6 +166,54 @@ static void test_silu_mul(void) {
     fix_deinit(&f);
 }
 
+/* to_bf16 of a SIMD table bit for bit against the portable one (which is f32_to_bf16): random
+ * values, exact ties (round to even both ways), values that carry into the exponent, the
+ * largest finite value (rounds to inf), subnormals, signed zeros, infinities, signalling and
+ * quiet NaNs, at lengths around the vector widths. */
+static void check_to_bf16(const struct vec_ops *v, const struct vec_ops *ref) {
+    static const uint32_t edge[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x3f80ffffu,
+                                    0x7f7fffffu, 0xff7fffffu, 0x00000001u, 0x807fffffu,
+                                    0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
+                                    0x7f800001u, 0xffc00000u, 0x7fbfffffu, 0x3f7fffffu};
+    static const int64_t lens[] = {1, 5, 8, 15, 16, 17, 24, 33, 257};
+    enum { NMAX = 257 };
+    float x[NMAX];
+    uint16_t y1[NMAX], y2[NMAX + 1];
+    int exact = 1, untouched = 1;
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        int64_t n = lens[k];
+        for (int64_t i = 0; i < n; i++) {
+            if (i % 3 == 1) {
+                uint32_t u = edge[(size_t)(i + (int64_t)k) % (sizeof edge / sizeof edge[0])];
+                memcpy(&x[i], &u, 4);
+            } else {
+                x[i] = frand() * 1000;
+            }
+        }
+        y2[n] = 0xabcd; /* past the row: must stay */
+        ref->to_bf16(y1, x, n);
+        v->to_bf16(y2, x, n);
+        for (int64_t i = 0; i < n; i++) exact &= y1[i] == y2[i];
+        untouched &= y2[n] == 0xabcd;
+    }
+    T_OK(exact);
+    T_OK(untouched);
+    uint16_t h; /* the portable path is f32_to_bf16: spot checks of ties and NaN */
+    float f;
+    uint32_t u = 0x3f808000u; /* tie, kept half even: stays */
+    memcpy(&f, &u, 4);
+    ref->to_bf16(&h, &f, 1);
+    T_OK(h == 0x3f80);
+    u = 0x3f818000u; /* tie, kept half odd: up */
+    memcpy(&f, &u, 4);
+    ref->to_bf16(&h, &f, 1);
+    T_OK(h == 0x3f82);
+    u = 0x7f800001u; /* signalling NaN: quiet NaN */
+    memcpy(&f, &u, 4);
+    ref->to_bf16(&h, &f, 1);
+    T_OK(h == 0x7fc0);
+}
+
 /* One SIMD vec_ops table against the portable one, on random rows of awkward lengths with
  * values far outside exp's range mixed in. Below -88 libm gives silu = -0 and the SIMD
  * path about x / exp(88) (~1e-36): the 1e-20 floor in the relative error treats both as 0. */
@@ -214,6 +262,7 @@ static void check_vec_path(const struct vec_ops *v, const struct vec_ops *ref) {
     T_OK(scale_exact);
     T_OK(big_exact);
     free(g), free(u), free(y1), free(y2);
+    check_to_bf16(v, ref);
 }
 
 static void test_vec_paths(void) {

@@ -2,6 +2,7 @@
  * Invariant: every path computes each element from the same-index inputs only. Any thread. */
 #include "backend/cpu/vec.h"
 #include "backend/cpu/vec_simd.h"
+#include "util/bf16.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -27,12 +28,17 @@ static void scale_mul_portable(float *y, const float *x, float s, const float *g
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] * s) * g[i];
 }
 
+static void to_bf16_portable(uint16_t *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f32_to_bf16(x[i]);
+}
+
 static const struct vec_ops g_portable = {
     .name = "portable",
     .silu_mul = silu_mul_portable,
     .add = add_portable,
     .sumsq = sumsq_portable,
     .scale_mul = scale_mul_portable,
+    .to_bf16 = to_bf16_portable,
 };
 
 const struct vec_ops *vec_ops_get(enum cpu_isa isa) {

@@ -1,4 +1,5 @@
-/* vec: FP32 elementwise row kernels (silu·up, add, sum of squares, scale-and-gain) with a
+/* vec: FP32 elementwise row kernels (silu·up, add, sum of squares, scale-and-gain, rounding
+ * to BF16) with a
  * portable path and AVX2 / AVX-512F paths chosen at run time from cpu_features. The ops in
  * act.c and norm.c call these on contiguous F32 rows (BF16 rows go through a small F32
  * staging buffer there).
@@ -21,6 +22,8 @@ struct vec_ops {
     double (*sumsq)(const float *x, int64_t n);
     /* y[i] = (x[i] * s) * g[i]. */
     void (*scale_mul)(float *y, const float *x, float s, const float *g, int64_t n);
+    /* y[i] = f32_to_bf16(x[i]) (util/bf16.h: nearest even, NaN kept quiet), bit for bit. */
+    void (*to_bf16)(uint16_t *y, const float *x, int64_t n);
 };
 
 /* The kernels for a path (AUTO: the fastest this CPU supports); NULL when the CPU cannot run

@@ -14,6 +14,7 @@
  * Invariant: element i of y is computed from element i of the inputs only, after they are
  * loaded, so exact aliasing is safe. Any thread. */
 #include "backend/cpu/vec_simd.h"
+#include "util/bf16.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -136,12 +137,37 @@ V512_FN static void scale_mul_512(float *y, const float *x, float s, const float
     }
 }
 
+/* f32_to_bf16 on 16 lanes: add 0x7fff plus the kept half's lowest bit (nearest even), keep
+ * the high half; a NaN keeps its high half with the quiet bit set. */
+V512_INLINE __m512i to_bf16_512v(__m512 x) { /* one BF16 per 32-bit lane */
+    __m512i u = _mm512_castps_si512(x);
+    __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
+}
+
+V512_FN static void to_bf16_512(uint16_t *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            _mm512_cvtepi32_epi16(to_bf16_512v(_mm512_loadu_ps(x + i))));
+    if (i < n) { /* AVX-512F only here: a masked narrowing store, no 16-bit masked ops */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_cvtepi32_storeu_epi16(y + i, m, to_bf16_512v(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 static const struct vec_ops g_avx512 = {
     .name = "avx512",
     .silu_mul = silu_mul_512,
     .add = add_512,
     .sumsq = sumsq_512,
     .scale_mul = scale_mul_512,
+    .to_bf16 = to_bf16_512,
 };
 
 /* ---- AVX2 + FMA: 8 lanes; a tail shorter than 8 goes through a zero-padded copy ---- */
@@ -232,12 +258,32 @@ V256_FN static void scale_mul_256(float *y, const float *x, float s, const float
     for (; i < n; i++) y[i] = (x[i] * s) * g[i];
 }
 
+/* to_bf16_512 on 8 lanes (the compare is signed, on values with the sign bit cleared). */
+V256_FN static void to_bf16_256(uint16_t *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i hi = _mm256_srli_epi32(u, 16);
+        __m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+        __m256i r = _mm256_srli_epi32(
+            _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                         _mm256_set1_epi32(0x7f800000));
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, _mm256_set1_epi32(0x40)), nan);
+        /* 32 -> 16 bits: packus works per 128-bit lane, so gather the two halves after it */
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_castsi256_si128(p));
+    }
+    for (; i < n; i++) y[i] = f32_to_bf16(x[i]);
+}
+
 static const struct vec_ops g_avx2 = {
     .name = "avx2",
     .silu_mul = silu_mul_256,
     .add = add_256,
     .sumsq = sumsq_256,
     .scale_mul = scale_mul_256,
+    .to_bf16 = to_bf16_256,
 };
 
 const struct vec_ops *const vec_ops_avx2 = &g_avx2;
