@@ -203,6 +203,9 @@ static const struct {
     {{32, 1100, 600, BE_F32, BE_BF16, 1}, 1, 0},
     /* k over 4096: blocks of 256 k (the last one short) */
     {{32, 4200, 300, BE_BF16, BE_F32, 2}, 2, 0},
+    /* k = 9000 (over 8192): the L2 budget of a chunk holds 29 rows, but FP32-FMA chunks keep
+     * 32 rows (two groups, one pass) where the scratch holds them: 45 rows run as 32 + 13 */
+    {{45, 9000, 40, BE_BF16, BE_F32, 1}, 2, 0},
     /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups */
     {{80, 67, 37, BE_F32, BE_F32, 1}, 2, 16384},
     /* more than 1024 rows with k over one block: chunks capped at the rows whose partial sums

@@ -13,9 +13,10 @@
  *      back, so its weight stream and prefetches run on across chunks, and a thread done
  *      early steals chunks from the back of the others' ranges;
  *   2. a chunk holds as many rows as fit both the scratch buffer and MM_CHUNK_BYTES (for the
- *      FP32-FMA kernel also at most MM_TF_MAX_ROWS when k spans several of its weight blocks,
- *      whose partial sums a thread keeps); within a chunk the kernels read each weight from
- *      memory once, so for m up to the chunk size w is read exactly once per call;
+ *      FP32-FMA kernel at least MM_TF_PASS_ROWS where the scratch holds them, and at most
+ *      MM_TF_MAX_ROWS when k spans several of its weight blocks, whose partial sums a thread
+ *      keeps); within a chunk the kernels read each weight from memory once, so for m up to
+ *      the chunk size w is read exactly once per call;
  *   3. packing a large chunk runs on the pool (rows split across threads) before the
  *      products start, in its own dispatch, so no kernel reads a half-packed row;
  *   4. nothing is allocated per call: a kernel called on pool thread i gets thread i's slice
@@ -37,6 +38,13 @@
 #ifndef MM_CHUNKS_PER_THREAD
 #define MM_CHUNKS_PER_THREAD 8
 #endif
+/* Fewest rows of an FP32-FMA chunk when the scratch holds them, whatever MM_CHUNK_BYTES says:
+ * up to two groups the kernel makes one pass per weight block and reads the activations once
+ * per span of columns, so they need not stay in L2, while a smaller chunk reads every weight
+ * again and runs the one-group tile. At k = 11008 (the 3b down_proj) the L2 budget alone gave
+ * 16-row chunks; 32 measured 1.10-1.13x faster at 32 rows and 1.05-1.10x at 512, and 64
+ * (activations past L2 in the many-groups path) slower than 32 at 512 (docs/BENCHMARKS.md). */
+#define MM_TF_PASS_ROWS 32
 /* Below this many elements the caller packs alone: a dispatch costs more than the copy. */
 #define MM_PACK_PAR_ELEMS 16384
 
@@ -189,6 +197,8 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
         /* many rows: the FP32-FMA kernel (matmul.h), in whole groups of 16 rows */
         layout = MM_TF;
         chunk = mm_chunk_rows(c, (size_t)stride * 4);
+        int64_t fit = (int64_t)(c->scratch_bytes / ((size_t)stride * 4));
+        if (chunk < MM_TF_PASS_ROWS) chunk = fit < MM_TF_PASS_ROWS ? fit : MM_TF_PASS_ROWS;
         if (stride > MM_TF_KB && chunk > MM_TF_MAX_ROWS) chunk = MM_TF_MAX_ROWS;
         chunk &= ~(int64_t)15;
         if (chunk < 16) layout = MM_ROWS;
