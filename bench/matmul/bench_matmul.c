@@ -1,14 +1,15 @@
-/* bench_matmul: the CPU matmul at the Qwen2.5-0.5B shapes (hidden 896) or the 3b preset's
- * (hidden 2048) or the demo's (hidden 768), decode-like (m = 1, 8, 32) and prefill-like (m = 512),
- * reporting GB/s, GFLOP/s and the fraction of the roofline measured in the same run: attainable =
- * min(compute peak, flops / bytes x read GB/s), the compute peak being the faster of the vdpbf16ps
- * and FP32 FMA probes.
+/* bench_matmul: the CPU matmul at the Qwen2.5-0.5B shapes (hidden 896), the 3b preset's
+ * (hidden 2048), Qwen2.5-VL-7B's (hidden 3584) or the demo's (hidden 768), decode-like (m = 1, 8,
+ * 32) and prefill-like (m = 512), reporting GB/s, GFLOP/s and the fraction of the roofline measured
+ * in the same run: attainable = min(compute peak, flops / bytes x read GB/s), the compute peak
+ * being the faster of the vdpbf16ps and FP32 FMA probes.
  *
  * The reference machine's L3 (260 MB) holds every weight matrix but lm_head, so each shape
- * cycles through enough copies of its weights to stream >= 1 GiB, as a real forward pass
+ * cycles through enough copies of its weights to stream >= 1 GiB (two copies of the 7b's
+ * 1.1 GB lm_head), as a real forward pass
  * streams every layer's weights; each call then reads its weights from memory.
  * Usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] [--rounds R]
- *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1] [--shapes 0.5b|3b|demo]
+ *                     [--m LIST] (e.g. --m 1,8,32,512) [--best 1] [--shapes 0.5b|3b|7b|demo]
  * --best 1 reports the fastest round of each shape against the best probe windows instead of
  * medians: on a shared host that approximates an idle machine. */
 #include "backend/backend.h"
@@ -36,20 +37,27 @@ static const struct shape g_shapes_3b[] = {
     {"o_proj", 2048, 2048},     {"gate_proj", 11008, 2048}, {"up_proj", 11008, 2048},
     {"down_proj", 2048, 11008}, {"lm_head", 151936, 2048},
 };
+/* Qwen2.5-VL-7B's language model (hidden 3584, 4 kv heads of 128, intermediate 18944). */
+static const struct shape g_shapes_7b[] = {
+    {"q_proj", 3584, 3584},     {"k_proj", 512, 3584},      {"v_proj", 512, 3584},
+    {"o_proj", 3584, 3584},     {"gate_proj", 18944, 3584}, {"up_proj", 18944, 3584},
+    {"down_proj", 3584, 18944}, {"lm_head", 152064, 3584},
+};
 /* The demo preset (hidden 768, 2 kv heads of 128, intermediate 3072, vocab 704). */
 static const struct shape g_shapes_demo[] = {
     {"q_proj", 768, 768},     {"k_proj", 256, 768},     {"v_proj", 256, 768},
     {"o_proj", 768, 768},     {"gate_proj", 3072, 768}, {"up_proj", 3072, 768},
     {"down_proj", 768, 3072}, {"lm_head", 704, 768},
 };
-#define N_SHAPES   8
-#define POOL_BYTES ((size_t)1 << 30)
-#define MAX_M      8
-#define MAX_ROUNDS 32
+#define N_SHAPES       8
+#define POOL_MIN_BYTES ((size_t)1 << 30)
+#define MAX_M          8
+#define MAX_ROUNDS     32
 
 struct ctx {
     struct be *b;
-    uint16_t *pool; /* POOL_BYTES of random BF16 weights, shared by every shape */
+    uint16_t *pool; /* pool_bytes of random BF16 weights, shared by every shape */
+    size_t pool_bytes;
     struct be_buffer *wbuf, *xbuf, *ybuf;
     uint64_t next; /* rotates through the weight copies */
 };
@@ -59,7 +67,7 @@ struct ctx {
 static double time_matmul(struct ctx *c, const struct shape *s, int64_t m) {
     struct err e = {0};
     size_t wbytes = (size_t)(s->n * s->k) * 2;
-    int64_t copies = (int64_t)(POOL_BYTES / wbytes);
+    int64_t copies = (int64_t)(c->pool_bytes / wbytes);
     struct tensor x, y, w;
     int64_t xs[2] = {m, s->k}, ys[2] = {m, s->n}, ws[2] = {s->n, s->k};
     if (be_tensor_init(&x, c->xbuf, 0, BE_F32, 2, xs, &e) ||
@@ -113,6 +121,7 @@ int main(int argc, char **argv) {
     }
     const struct shape *g_shapes = strcmp(shapes, "3b") == 0     ? g_shapes_3b
                                    : strcmp(shapes, "0.5b") == 0 ? g_shapes_05b
+                                   : strcmp(shapes, "7b") == 0   ? g_shapes_7b
                                    : strcmp(shapes, "demo") == 0 ? g_shapes_demo
                                                                  : NULL;
     int isa = cpu_isa_parse(isa_name);
@@ -121,7 +130,7 @@ int main(int argc, char **argv) {
     if (isa < 0 || rounds < 1 || rounds > MAX_ROUNDS || n_m < 1 || bad_m || !g_shapes) {
         fprintf(stderr,
                 "usage: bench_matmul [--threads N] [--isa auto|avx512|avx2|portable] "
-                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1] [--shapes 0.5b|3b|demo]\n",
+                "[--rounds 1..%d] [--m 1,8,32,512] [--best 1] [--shapes 0.5b|3b|7b|demo]\n",
                 MAX_ROUNDS);
         return 2;
     }
@@ -130,16 +139,25 @@ int main(int argc, char **argv) {
     struct be_cpu_opts o = be_cpu_opts_default(threads);
     o.isa = (enum cpu_isa)isa;
     struct tp *pool = NULL;
-    c.pool = aligned_alloc(4096, POOL_BYTES);
+    /* The pool holds at least two copies of the largest matrix; x and y the widest rows. */
+    size_t max_w = 0, max_k = 0, max_n = 0;
+    for (int si = 0; g_shapes && si < N_SHAPES; si++) {
+        size_t wb = (size_t)(g_shapes[si].n * g_shapes[si].k) * 2;
+        max_w = wb > max_w ? wb : max_w;
+        max_k = (size_t)g_shapes[si].k > max_k ? (size_t)g_shapes[si].k : max_k;
+        max_n = (size_t)g_shapes[si].n > max_n ? (size_t)g_shapes[si].n : max_n;
+    }
+    c.pool_bytes = 2 * max_w > POOL_MIN_BYTES ? (2 * max_w + 4095) & ~(size_t)4095 : POOL_MIN_BYTES;
+    c.pool = aligned_alloc(4096, c.pool_bytes);
     if (!c.pool || be_cpu_new_opts(&c.b, &o, &e) || tp_new(&pool, threads, &e) ||
-        be_buffer_from_host(c.b, c.pool, POOL_BYTES, BE_BUF_WEIGHTS, &c.wbuf, &e) ||
-        be_buffer_new(c.b, BE_BUF_COMPUTE, 512 * 11008 * 4, &c.xbuf, &e) ||
-        be_buffer_new(c.b, BE_BUF_COMPUTE, (size_t)512 * 151936 * 4, &c.ybuf, &e)) {
+        be_buffer_from_host(c.b, c.pool, c.pool_bytes, BE_BUF_WEIGHTS, &c.wbuf, &e) ||
+        be_buffer_new(c.b, BE_BUF_COMPUTE, 512 * max_k * 4, &c.xbuf, &e) ||
+        be_buffer_new(c.b, BE_BUF_COMPUTE, 512 * max_n * 4, &c.ybuf, &e)) {
         fprintf(stderr, "bench_matmul: setup: %s\n", e.msg);
         return 1;
     }
     uint32_t rng = 1;
-    for (size_t i = 0; i < POOL_BYTES / 2; i++) {
+    for (size_t i = 0; i < c.pool_bytes / 2; i++) {
         rng = rng * 1664525u + 1013904223u;
         c.pool[i] = f32_to_bf16((float)(rng >> 8) / 16777216.0f - 0.5f);
     }
@@ -148,7 +166,7 @@ int main(int argc, char **argv) {
      * compute peak is probe_compute_gflops's. */
     double bw[5], pk[5], bw_best = 0, pk_best = 0;
     for (int r = 0; r < 5; r++) {
-        bw[r] = probe_read_gbps(pool, c.pool, POOL_BYTES);
+        bw[r] = probe_read_gbps(pool, c.pool, c.pool_bytes);
         pk[r] = probe_compute_gflops(pool, 10 * 1000 * 1000);
         bw_best = bw[r] > bw_best ? bw[r] : bw_best;
     }
