@@ -28,8 +28,8 @@
  * Rows whose position lies before the chunk (the first rows of a tile, last chunk only) are
  * skipped, so no key is ever scored for a row that may not see it. The next chunk's K and V
  * rows are prefetched while this one computes (decode reads the cache once, cold); a tile
- * of one group (decode) spreads those prefetches over its score loop instead of issuing
- * them at once, which kept the FMAs waiting on full line fill buffers.
+ * with one group per kv head (decode) spreads those prefetches over the groups' score loops
+ * instead of issuing them at once, which kept the FMAs waiting on full line fill buffers.
  * Small batches get shorter tiles so that each thread still has several items.
  *
  * Split-K ("flash-decoding"): when even one-row tiles leave fewer than ATT512_ITEMS_PER_THREAD
