@@ -1,8 +1,7 @@
 /* vec: FP32 elementwise row kernels (silu·up, add, sum of squares, scale-and-gain, rounding
- * to BF16) with a
- * portable path and AVX2 / AVX-512F paths chosen at run time from cpu_features. The ops in
- * act.c and norm.c call these on contiguous F32 rows (BF16 rows go through a small F32
- * staging buffer there).
+ * to BF16) with a portable path and AVX2 / AVX-512F paths chosen at run time from
+ * cpu_features. The ops in act.c and norm.c call these on contiguous F32 rows (BF16 rows go
+ * through a small F32 staging buffer there); kv_cache.c rounds new K/V rows with to_bf16.
  * The tables are static and read-only; any thread. Outputs may alias inputs exactly (each
  * element is read before it is written), never partially. */
 #ifndef VELA_BACKEND_CPU_VEC_H
