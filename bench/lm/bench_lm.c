@@ -9,7 +9,8 @@
  *     vdpbf16ps and the FP32 FMA probes (FP32 FMAs on this core: the AVX-512 matmul runs them
  *     on widened BF16 weights from 13 rows on, so the vdpbf16ps peak would flatter it).
  * The roofline time is the larger of the two (M or C in the op table says which);
- * "% roof" = roofline time / measured time.
+ * "% roof" = roofline time / measured time. Then each batch's token rate over the first
+ * batch's, all from the same run.
  *
  * Decode batches do not run a prefill first: the cache blocks of each sequence are assigned
  * and n_computed set to --ctx, so attention reads ctx keys of (zeroed) cache, which costs
@@ -210,6 +211,11 @@ static void report(const struct opts *o, const struct roof *r, const struct resu
                B, o->ctx, 1e3 * t, B / t, B / rt, 100 * rt / t);
         print_ops(&res->prof[i], o->steps, r, B, B, o->ctx);
     }
+    /* Each batch's token rate against the first batch's (a goal of the CPU backend: batch 32 at
+     * least 8x batch 1), from the same run. */
+    for (int i = 1; i < o->n_batches && o->batches[0] > 0; i++)
+        printf("%sbatch %d / batch %d: %.2fx the token rate\n", i == 1 ? "\n" : "", o->batches[i],
+               o->batches[0], (o->batches[i] / res->t[i]) / (o->batches[0] / res->t[0]));
     if (o->tg > 0)
         printf("\ntg%d (one sequence from an empty context): %.3f s, %.2f tokens/s\n", o->tg,
                res->tg_t, o->tg / res->tg_t);
