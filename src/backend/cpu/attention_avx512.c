@@ -10,10 +10,11 @@
  *
  * kvt is 1 in prefill. In decode (fewer than two rows per sequence) a tile takes as many kv
  * heads as fit (kvt x heads <= ATT512_MAX_QV, the tile's span of a row within the prefetch
- * list), so each chunk reads one contiguous span of every cache row instead of each kv head's
- * slice in a separate item. Decode reads the cache once, cold, from memory: with whole rows a
- * batch-32 decode call ran 1.27x faster (docs/BENCHMARKS.md), the reads being sequential
- * within each block instead of half-row slices interleaved with another item's.
+ * list, and enough work left for every thread: att512_kv_tile), so each chunk reads one
+ * contiguous span of every cache row instead of each kv head's slice in a separate item. Decode
+ * reads the cache once, cold, from memory: with whole rows a batch-32 decode call ran 1.27x faster
+ * (docs/BENCHMARKS.md), the reads being sequential within each block instead of half-row slices
+ * interleaved with another item's.
  *
  * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs, so any block size works)
  * and per kv head of the tile:
@@ -601,18 +602,27 @@ static void att512_plan_split(struct att512_ctx *c, const struct be_cpu *cb, int
     c->n_units = units, c->n_split_items = n_items;
 }
 
-/* kv heads per tile: 1 in prefill; in decode (about a row per sequence) the most that divide
- * n_kv with their query vectors in one tile and their slices of a row in the prefetch list,
- * when each kv head has one head tile. */
-static int64_t att512_kv_tile(int64_t n_kv, int64_t gt, int64_t n_htiles, size_t head_bytes,
-                              bool decode) {
-    int64_t best = 1;
-    if (!decode || n_htiles != 1) return 1;
-    for (int64_t d = 2; d <= n_kv; d++)
-        if (n_kv % d == 0 && d * gt <= ATT512_MAX_QV &&
-            (size_t)d * head_bytes <= ATT512_PF_ROW_BYTES)
-            best = d;
-    return best;
+/* kv heads per tile: 1 in prefill; in decode (fewer than two rows per sequence) the most
+ * that divide n_kv with their query vectors in one tile and their slices of a row in the
+ * prefetch list, when each kv head has one head tile, and that still give every thread a
+ * unit of work: rows x kv tiles, times the split-K splits the longest row allows (one at
+ * fewer than 2 x ATT512_SPLIT_MIN_KEYS keys). A single short decode row thus keeps one item
+ * per kv head, so two threads share it. */
+static int64_t att512_kv_tile(const struct att512_ctx *c, size_t head_bytes, int64_t threads) {
+    const struct attn_meta *m = c->m;
+    if (c->n_rows >= 2 * (int64_t)m->n_seqs || c->n_htiles != 1) return 1;
+    int64_t max_keys = 0;
+    for (int32_t s = 0; s < m->n_seqs; s++) {
+        int64_t keys = (int64_t)m->n_computed[s] + (m->query_start[s + 1] - m->query_start[s]);
+        max_keys = keys > max_keys ? keys : max_keys;
+    }
+    int64_t splits = max_keys / ATT512_SPLIT_MIN_KEYS > 1 ? max_keys / ATT512_SPLIT_MIN_KEYS : 1;
+    for (int64_t d = c->n_kv; d >= 2; d--)
+        if (c->n_kv % d == 0 && d * c->gt <= ATT512_MAX_QV &&
+            (size_t)d * head_bytes <= ATT512_PF_ROW_BYTES &&
+            c->n_rows * (c->n_kv / d) * splits >= threads)
+            return d;
+    return 1;
 }
 
 int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
@@ -628,9 +638,8 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
     c.group = be_tensor_cols(q) / m->head_dim / c.n_kv;
     c.n_htiles = (c.group + ATT512_GT - 1) / ATT512_GT;
     c.gt = (c.group + c.n_htiles - 1) / c.n_htiles;
-    c.kvt = att512_kv_tile(c.n_kv, c.gt, c.n_htiles,
-                           (size_t)m->head_dim * (k_cache->dtype == BE_F32 ? 4 : 2),
-                           c.n_rows < 2 * (int64_t)m->n_seqs);
+    c.kvt = att512_kv_tile(&c, (size_t)m->head_dim * (k_cache->dtype == BE_F32 ? 4 : 2),
+                           tp_size(cb->pool));
     c.n_kvtiles = c.n_kv / c.kvt;
     int64_t qv_row = c.kvt * c.gt; /* query vectors per row of a tile */
     c.rt = ATT512_MAX_QV / qv_row < ATT512_MAX_ROWS ? ATT512_MAX_QV / qv_row : ATT512_MAX_ROWS;
