@@ -206,6 +206,11 @@ static const struct {
     /* k = 9000 (over 8192): the L2 budget of a chunk holds 29 rows, but FP32-FMA chunks keep
      * 32 rows (two groups, one pass) where the scratch holds them: 45 rows run as 32 + 13 */
     {{45, 9000, 40, BE_BF16, BE_F32, 1}, 2, 0},
+    /* Under 13 rows (the vdpbf16ps kernel) with long k: two token tiles over k = 2100 (a
+     * masked tail of 20), three over k = 4200, a one-row second tile at k = 1100 */
+    {{8, 2100, 37, BE_F32, BE_F32, 1}, 2, 0},
+    {{12, 4200, 20, BE_BF16, BE_BF16, 2}, 1, 0},
+    {{5, 1100, 9, BE_F32, BE_BF16, 0}, 2, 0},
     /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups */
     {{80, 67, 37, BE_F32, BE_F32, 1}, 2, 16384},
     /* more than 1024 rows with k over one block: chunks capped at the rows whose partial sums
@@ -217,8 +222,8 @@ static void test_paths(void) {
     /* From 13 rows the avx512 path runs its FP32-FMA kernel: 13 and 17 rows (one and two
      * groups of 16, the second partial) its one-pass path, 45 and 64 (three and four groups)
      * the path that reuses each widened block; 12 is the last row count of its vdpbf16ps
-     * dot-product kernel. */
-    static const int64_t ms[] = {1, 2, 3, 5, 12, 13, 17, 45, 64};
+     * dot-product kernel, whose tiles are 4 rows (8: two full token tiles). */
+    static const int64_t ms[] = {1, 2, 3, 5, 8, 12, 13, 17, 45, 64};
     const int n_ms = (int)(sizeof ms / sizeof ms[0]);
     static const int64_t kn[][2] = {{67, 37}, {32, 16}, {1, 3}, {100, 70}};
     static const enum cpu_isa isas[] = {CPU_ISA_AVX2, CPU_ISA_AVX512};
