@@ -356,7 +356,12 @@ static void test_many_aborts(void) {
     T_EQ(twice, 0);
     T_EQ(after, 0);
     T_EQ(m.bad, 0);
-    T_OK(m.n_abort >= 2000);
+    /* How many aborts land depends on how fast the engine thread runs next to this one (a
+     * request may finish before its abort arrives): from 1,890 to over 2,000 on one machine
+     * over time. The 1,125 aborted right after submission land unless the engine finishes a
+     * request within microseconds of its submission, so a quarter of all is a floor that
+     * holds at any speed and still fails if aborts stop taking effect. */
+    T_OK(m.n_abort >= N_MANY / 4);
     T_OK(m.n_abort < N_MANY);
     struct eng_stats st;
     eng_stats(en, &st);
