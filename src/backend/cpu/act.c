@@ -23,8 +23,7 @@ struct act_args {
 };
 
 static const struct vec_ops *act_vec(const struct be *b) {
-    const struct vec_ops *v = vec_ops_get(((const struct be_cpu *)b)->isa);
-    return v ? v : vec_ops_get(CPU_ISA_PORTABLE);
+    return vec_ops_for(((const struct be_cpu *)b)->isa);
 }
 
 static void silu_rows(void *arg, int64_t r0, int64_t r1) {

@@ -318,18 +318,6 @@ ATT512_FN void att512_tile_init(const struct att512_ctx *c, struct att512_scratc
     }
 }
 
-/* f32_to_bf16 (util/bf16.h) on 16 lanes: round to nearest even, NaN kept quiet. */
-ATT512_INLINE __m256i att512_to_bf16(__m512 x) {
-    __m512i u = _mm512_castps_si512(x);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(r);
-}
-
 /* acc / sum into o, rounded once where o is BF16. */
 ATT512_FN void att512_tile_store(const struct att512_ctx *c, struct att512_scratch *s,
                                  const struct att512_tile *tl) {
@@ -345,7 +333,8 @@ ATT512_FN void att512_tile_store(const struct att512_ctx *c, struct att512_scrat
             if (c->o->dtype == BE_F32)
                 _mm512_mask_storeu_ps((float *)orow + d0, m, x);
             else
-                _mm256_mask_storeu_epi16((uint16_t *)orow + d0, m, att512_to_bf16(x));
+                _mm256_mask_storeu_epi16((uint16_t *)orow + d0, m,
+                                         _mm512_cvtepi32_epi16(simd512_to_bf16(x)));
         }
     }
 }

@@ -33,8 +33,7 @@ int cpu_kv_store(struct be *b, struct tensor *k_cache, struct tensor *v_cache,
                  const struct tensor *k, const struct tensor *v, const struct attn_meta *m,
                  struct err *e) {
     (void)e;
-    const struct vec_ops *vo = vec_ops_get(((const struct be_cpu *)b)->isa);
-    if (!vo) vo = vec_ops_get(CPU_ISA_PORTABLE);
+    const struct vec_ops *vo = vec_ops_for(((const struct be_cpu *)b)->isa);
     for (int64_t r = 0; r < be_tensor_rows(k); r++) {
         copy_row(vo, k_cache, m->slot_mapping[r], k, r);
         copy_row(vo, v_cache, m->slot_mapping[r], v, r);

@@ -62,9 +62,11 @@ static void norm_rows(void *arg, int64_t r0, int64_t r1) {
 int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
                  float eps, struct err *e) {
     (void)e;
-    const struct vec_ops *v = vec_ops_get(((const struct be_cpu *)b)->isa);
-    struct norm_args a = {
-        .y = y, .x = x, .gain = gain, .eps = eps, .v = v ? v : vec_ops_get(CPU_ISA_PORTABLE)};
+    struct norm_args a = {.y = y,
+                          .x = x,
+                          .gain = gain,
+                          .eps = eps,
+                          .v = vec_ops_for(((const struct be_cpu *)b)->isa)};
     cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(x), NORM_MIN_ROWS, norm_rows, &a);
     return 0;
 }

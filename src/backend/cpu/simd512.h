@@ -1,6 +1,6 @@
 /* simd512: AVX-512F building blocks shared by the CPU kernels (attention_avx512.c,
- * attention_varlen_avx512.c, matmul_avx512_tf.c). Header-only, always inlined into callers
- * compiled with an AVX-512F target; include only on x86 after <immintrin.h>. Any thread. */
+ * attention_varlen_avx512.c, matmul_avx512_tf.c, vec_x86.c). Header-only, always inlined into
+ * callers compiled with an AVX-512F target; include only on x86 after <immintrin.h>. Any thread. */
 #ifndef VELA_BACKEND_CPU_SIMD512_H
 #define VELA_BACKEND_CPU_SIMD512_H
 
@@ -25,6 +25,20 @@ SIMD512_INLINE __m512 simd512_exp_neg(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     __m512 z = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(z, n);
+}
+
+/* f32_to_bf16 (util/bf16.h) on 16 lanes, bit for bit: add 0x7fff plus the kept half's lowest
+ * bit (round to nearest even) and keep the high half; a NaN keeps its high half with the
+ * quiet bit set. One BF16 per 32-bit lane (narrow with _mm512_cvtepi32_epi16). */
+SIMD512_INLINE __m512i simd512_to_bf16(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i hi = _mm512_srli_epi32(u, 16);
+    __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
 }
 
 /* In-register transpose of 16 vectors of 16 32-bit elements: r[i][j] -> r[j][i]. Three

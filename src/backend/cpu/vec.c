@@ -41,6 +41,11 @@ static const struct vec_ops g_portable = {
     .to_bf16 = to_bf16_portable,
 };
 
+const struct vec_ops *vec_ops_for(enum cpu_isa isa) {
+    const struct vec_ops *v = vec_ops_get(isa);
+    return v ? v : &g_portable;
+}
+
 const struct vec_ops *vec_ops_get(enum cpu_isa isa) {
     const struct cpu_features *f = cpu_features_get();
     bool has512 = vec_ops_avx512 != NULL && f->avx512f;

@@ -28,5 +28,8 @@ struct vec_ops {
 /* The kernels for a path (AUTO: the fastest this CPU supports); NULL when the CPU cannot run
  * it. PORTABLE is plain C with libm expf, the reference the others are tested against. */
 const struct vec_ops *vec_ops_get(enum cpu_isa isa);
+/* vec_ops_get(isa), or the portable table where that path has none: never NULL. The ops of a
+ * backend call it with the backend's isa. */
+const struct vec_ops *vec_ops_for(enum cpu_isa isa);
 
 #endif

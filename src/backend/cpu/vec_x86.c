@@ -22,6 +22,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "backend/cpu/simd512.h"
+
 #define EXP_CLAMP  88.0f
 #define EXP_LOG2E  1.44269504088896341f
 #define EXP_LN2_HI 0.693359375f
@@ -137,27 +139,16 @@ V512_FN static void scale_mul_512(float *y, const float *x, float s, const float
     }
 }
 
-/* f32_to_bf16 on 16 lanes: add 0x7fff plus the kept half's lowest bit (nearest even), keep
- * the high half; a NaN keeps its high half with the quiet bit set. */
-V512_INLINE __m512i to_bf16_512v(__m512 x) { /* one BF16 per 32-bit lane */
-    __m512i u = _mm512_castps_si512(x);
-    __m512i hi = _mm512_srli_epi32(u, 16);
-    __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
-}
-
+/* f32_to_bf16 16 elements at a time (simd512_to_bf16). */
 V512_FN static void to_bf16_512(uint16_t *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(y + i),
-                            _mm512_cvtepi32_epi16(to_bf16_512v(_mm512_loadu_ps(x + i))));
+                            _mm512_cvtepi32_epi16(simd512_to_bf16(_mm512_loadu_ps(x + i))));
     if (i < n) { /* AVX-512F only here: a masked narrowing store, no 16-bit masked ops */
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-        _mm512_mask_cvtepi32_storeu_epi16(y + i, m, to_bf16_512v(_mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_cvtepi32_storeu_epi16(y + i, m,
+                                          simd512_to_bf16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 
@@ -258,7 +249,8 @@ V256_FN static void scale_mul_256(float *y, const float *x, float s, const float
     for (; i < n; i++) y[i] = (x[i] * s) * g[i];
 }
 
-/* to_bf16_512 on 8 lanes (the compare is signed, on values with the sign bit cleared). */
+/* simd512_to_bf16 (simd512.h) on 8 lanes (the compare is signed, on values with the sign bit
+ * cleared). */
 V256_FN static void to_bf16_256(uint16_t *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
