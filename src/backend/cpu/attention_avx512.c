@@ -210,22 +210,49 @@ ATT512_FN void att512_load_kt(struct att512_scratch *s, const void *const *kp, i
     }
 }
 
+/* Independent FMA chains per query vector in att512_group: a group of N < 8 query vectors
+ * (decode with few query heads per kv head, e.g. 3 in the demo preset) would otherwise run N
+ * chains, each FMA waiting on the previous one's latency. The scores sum P partial dot
+ * products (d split by d mod P) and P.V runs P 16-column slices at once, so a group keeps
+ * N * P (8 to 12) chains in flight. */
+#define ATT512_CHAINS(N) ((N) >= 8 ? 1 : (N) >= 4 ? 2 : 4)
+
+static inline __mmask16 att512_mask_signed(int32_t n) { /* lanes [0, n), none for n <= 0 */
+    return n <= 0 ? (__mmask16)0 : att512_mask(n);
+}
+
 /* One group of N (a constant at every call site) query vectors j0 .. j0+N-1 against the
  * chunk of nk keys starting at key k0; VB: V is BF16; PF: the score loop issues s->pf. */
 ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, const bool VB,
                                 const bool PF, int32_t hd, int64_t k0, int32_t nk, float scale) {
-    __m512 a[ATT512_QB];
+    const int P = ATT512_CHAINS(N);
+    __m512 a[ATT512_QB * 4]; /* chain p of qv i: a[i * P + p] */
     int ip = s->ip, n_pf = s->n_pf;
-#pragma GCC unroll 8
-    for (int i = 0; i < N; i++) a[i] = _mm512_setzero_ps();
-    for (int32_t d = 0; d < hd; d++) {
+#pragma GCC unroll 16
+    for (int i = 0; i < N * P; i++) a[i] = _mm512_setzero_ps();
+    int32_t d = 0;
+    for (; d + P <= hd; d += P) {
         if (PF)
-            for (int i = 0; i < s->pf_per && ip < n_pf; i++) __builtin_prefetch(s->pf[ip++]);
+            for (int i = 0; i < P * s->pf_per && ip < n_pf; i++) __builtin_prefetch(s->pf[ip++]);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; p++) {
+            __m512 kd = _mm512_load_ps(s->kt[d + p]);
+#pragma GCC unroll 8
+            for (int i = 0; i < N; i++)
+                a[i * P + p] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(s->q[j0 + i][d + p]), kd, a[i * P + p]);
+        }
+    }
+    for (; d < hd; d++) { /* head_dim not a multiple of P */
         __m512 kd = _mm512_load_ps(s->kt[d]);
 #pragma GCC unroll 8
         for (int i = 0; i < N; i++)
-            a[i] = _mm512_fmadd_ps(_mm512_set1_ps(s->q[j0 + i][d]), kd, a[i]);
+            a[i * P] = _mm512_fmadd_ps(_mm512_set1_ps(s->q[j0 + i][d]), kd, a[i * P]);
     }
+#pragma GCC unroll 8
+    for (int i = 0; i < N; i++)
+#pragma GCC unroll 4
+        for (int p = 1; p < P; p++) a[i * P] = _mm512_add_ps(a[i * P], a[i * P + p]);
     /* Scale and mask; the new running maxima; then the rescale factors of all N at once. */
     __mmask16 valid[ATT512_QB];
     _Alignas(64) float old[16], cur[16], alpha[16];
@@ -233,8 +260,8 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
     for (int i = 0; i < N; i++) {
         int64_t lim = s->pos[j0 + i] - k0 + 1; /* >= 1: earlier rows are in no group */
         valid[i] = att512_mask(lim < nk ? (int32_t)lim : nk);
-        a[i] = _mm512_mul_ps(a[i], _mm512_set1_ps(scale));
-        float cmax = _mm512_mask_reduce_max_ps(valid[i], a[i]);
+        a[i * P] = _mm512_mul_ps(a[i * P], _mm512_set1_ps(scale));
+        float cmax = _mm512_mask_reduce_max_ps(valid[i], a[i * P]);
         old[i] = s->mx[j0 + i];
         cur[i] = s->mx[j0 + i] = cmax > old[i] ? cmax : old[i];
     }
@@ -248,25 +275,37 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
     for (int i = 0; i < N; i++) {
         int j = j0 + i;
         __m512 p = _mm512_maskz_mov_ps(
-            valid[i], simd512_exp_neg(_mm512_sub_ps(a[i], _mm512_set1_ps(cur[i]))));
+            valid[i], simd512_exp_neg(_mm512_sub_ps(a[i * P], _mm512_set1_ps(cur[i]))));
         _mm512_store_ps(s->p[j], p);
         _mm512_store_ps(s->lsum[j],
                         _mm512_fmadd_ps(_mm512_load_ps(s->lsum[j]), _mm512_set1_ps(alpha[i]), p));
     }
-    for (int32_t d0 = 0; d0 < hd; d0 += 16) {
-        __mmask16 m = att512_mask(hd - d0);
+    for (int32_t d0 = 0; d0 < hd; d0 += 16 * P) {
+        __mmask16 m[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < P; p++) m[p] = att512_mask_signed(hd - d0 - 16 * p);
 #pragma GCC unroll 8
         for (int i = 0; i < N; i++)
-            a[i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s->acc[j0 + i] + d0),
-                                 _mm512_set1_ps(alpha[i]));
+#pragma GCC unroll 4
+            for (int p = 0; p < P; p++)
+                a[i * P + p] =
+                    _mm512_mul_ps(_mm512_maskz_loadu_ps(m[p], s->acc[j0 + i] + d0 + 16 * p),
+                                  _mm512_set1_ps(alpha[i]));
         for (int32_t t = 0; t < nk; t++) {
-            __m512 v = att512_load(s->vrow[t], VB ? BE_BF16 : BE_F32, d0, m);
+#pragma GCC unroll 4
+            for (int p = 0; p < P; p++) {
+                __m512 v = att512_load(s->vrow[t], VB ? BE_BF16 : BE_F32, d0 + 16 * p, m[p]);
 #pragma GCC unroll 8
-            for (int i = 0; i < N; i++)
-                a[i] = _mm512_fmadd_ps(_mm512_set1_ps(s->p[j0 + i][t]), v, a[i]);
+                for (int i = 0; i < N; i++)
+                    a[i * P + p] =
+                        _mm512_fmadd_ps(_mm512_set1_ps(s->p[j0 + i][t]), v, a[i * P + p]);
+            }
         }
 #pragma GCC unroll 8
-        for (int i = 0; i < N; i++) _mm512_mask_storeu_ps(s->acc[j0 + i] + d0, m, a[i]);
+        for (int i = 0; i < N; i++)
+#pragma GCC unroll 4
+            for (int p = 0; p < P; p++)
+                _mm512_mask_storeu_ps(s->acc[j0 + i] + d0 + 16 * p, m[p], a[i * P + p]);
     }
 }
 
