@@ -5,7 +5,8 @@
 # roofline probes, and the load average is logged next to every run.
 #
 # Usage: bench/llama/side_by_side.sh BUILD_DIR MODEL_DIR MODEL.gguf [ROUNDS] [THREADS] [REPS]
-# Writes every RESULT line to stdout; the summary comes last.
+# Writes every RESULT line to stdout; the summary comes last. VELA_FLAGS (e.g. "--mmap 0")
+# goes to bench_llama_style as it is.
 set -eu
 build=$1 model=$2 gguf=$3 rounds=${4:-3} threads=${5:-2} reps=${6:-5}
 here=$(dirname "$0")
@@ -18,7 +19,7 @@ while [ "$i" -le "$rounds" ]; do
     python3 "$here/llama_bench.py" "$gguf" --threads "$threads" --reps "$reps" --seed "$i" \
         | grep '^RESULT' | sed "s/\$/ round=$i load=$(cut -d' ' -f1 /proc/loadavg)/" | tee -a "$log"
     "$build/bench/bench_llama_style" --model "$model" --threads "$threads" --reps "$reps" \
-        --seed "$i" | grep '^RESULT' | sed "s/\$/ round=$i load=$(cut -d' ' -f1 /proc/loadavg)/" \
+        --seed "$i" ${VELA_FLAGS:-} | grep '^RESULT' | sed "s/\$/ round=$i load=$(cut -d' ' -f1 /proc/loadavg)/" \
         | tee -a "$log"
     "$build/bench/roofline" --rounds 3 | grep -E 'thread' | sed "s/^/# round $i roofline: /"
     i=$((i + 1))

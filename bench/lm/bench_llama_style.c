@@ -16,7 +16,9 @@
  *
  * Usage: bench_llama_style --model DIR [--threads N] [--pp N] [--tg N] [--reps N]
  *                          [--isa auto|avx512|avx2|portable] [--kv-cache-dtype bf16|f32]
- *                          [--seed N]
+ *                          [--seed N] [--mmap 1|0]
+ * --mmap 0 reads the weights into 2 MB-page memory (vela's --no-mmap), as llama-bench's -mmp 0
+ * reads them instead of mapping them.
  * Prints a llama-bench-style table and one "RESULT" line per test for scripts. */
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
@@ -35,15 +37,20 @@
 
 struct opts {
     const char *model;
-    int threads, pp, tg, reps;
+    int threads, pp, tg, reps, mmap;
     unsigned seed;
     enum cpu_isa isa;
     enum be_dtype kv;
 };
 
 static int parse(struct opts *o, int argc, char **argv) {
-    *o = (struct opts){
-        .threads = 2, .pp = 512, .tg = 128, .reps = 5, .isa = CPU_ISA_AUTO, .kv = BE_BF16};
+    *o = (struct opts){.threads = 2,
+                       .pp = 512,
+                       .tg = 128,
+                       .reps = 5,
+                       .mmap = 1,
+                       .isa = CPU_ISA_AUTO,
+                       .kv = BE_BF16};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (strcmp(a, "--model") == 0)
@@ -58,6 +65,8 @@ static int parse(struct opts *o, int argc, char **argv) {
             o->reps = atoi(v);
         else if (strcmp(a, "--seed") == 0)
             o->seed = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--mmap") == 0)
+            o->mmap = atoi(v);
         else if (strcmp(a, "--kv-cache-dtype") == 0)
             o->kv = strcmp(v, "f32") == 0 ? BE_F32 : BE_BF16;
         else if (strcmp(a, "--isa") == 0) {
@@ -194,13 +203,13 @@ int main(int argc, char **argv) {
     if (parse(&o, argc, argv) != 0) {
         fprintf(stderr, "usage: bench_llama_style --model DIR [--threads N] [--pp N] [--tg N] "
                         "[--reps N (<= 100)] [--isa ISA] [--kv-cache-dtype bf16|f32] "
-                        "[--seed N]\n");
+                        "[--seed N] [--mmap 1|0]\n");
         return 2;
     }
     srand(o.seed);
     struct err e = {0};
     struct lm_files f = {0};
-    if (lm_files_open(&f, o.model, &e) != 0) {
+    if (lm_files_open_mode(&f, o.model, o.mmap ? FILE_MAP_MMAP : FILE_MAP_READ, &e) != 0) {
         fprintf(stderr, "error: %s\n", e.msg);
         return 1;
     }

@@ -32,7 +32,7 @@ struct tp_args {
     int64_t max_model_len, kv_bytes, threads, seed;
     double mem_fraction;
     enum be_dtype kv_dtype;
-    bool no_prefix_caching;
+    bool no_prefix_caching, no_mmap;
 };
 
 static const char USAGE[] =
@@ -40,7 +40,9 @@ static const char USAGE[] =
     "         [--max-num-seqs N] [--max-num-batched-tokens N] [--prefix-len N]\n"
     "         [--max-model-len N] [--kv-cache-memory BYTES] [--cpu-memory-utilization F]\n"
     "         [--kv-cache-dtype bf16|f32] [--threads N] [--seed N] [--no-enable-prefix-caching]\n"
-    "Random-token prompts through the engine (ignore_eos); prints requests/s and tokens/s.\n";
+    "         [--no-mmap]\n"
+    "Random-token prompts through the engine (ignore_eos); prints requests/s and tokens/s.\n"
+    "--no-mmap reads the weights into memory backed by 2 MB pages instead of mapping them.\n";
 
 static int parse_flag(struct tp_args *a, int argc, char **argv, int *i) {
     static const char *const vf[] = {
@@ -88,6 +90,10 @@ static int parse_flag(struct tp_args *a, int argc, char **argv, int *i) {
     }
     if (args_switch(argv, *i, "--no-enable-prefix-caching")) {
         a->no_prefix_caching = true;
+        return 0;
+    }
+    if (args_switch(argv, *i, "--no-mmap")) {
+        a->no_mmap = true;
         return 0;
     }
     fprintf(stderr, "error: unknown argument %s\n", argv[*i]);
@@ -303,7 +309,7 @@ static int cmd_bench_throughput(int argc, char **argv) {
     if (pr != 0) return pr > 0 ? 0 : 2;
     struct err e = {0};
     struct lm_files f;
-    int rc = lm_files_open(&f, a.model, &e);
+    int rc = lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
     if (rc == 0) rc = bench(&a, &f, &e);
     if (rc != 0) fprintf(stderr, "error: %s\n", e.msg);
     lm_files_close(&f);

@@ -405,10 +405,15 @@ int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct er
 }
 
 int lm_files_open(struct lm_files *f, const char *dir, struct err *e) {
+    return lm_files_open_mode(f, dir, FILE_MAP_MMAP, e);
+}
+
+int lm_files_open_mode(struct lm_files *f, const char *dir, enum file_map_mode mode,
+                       struct err *e) {
     memset(f, 0, sizeof *f);
     int rc = cfg_load(&f->cfg, dir, e);
     if (rc == 0) rc = gen_config_load(&f->gen, dir, e);
-    if (rc == 0) rc = st_model_open(&f->st, dir, e);
+    if (rc == 0) rc = st_model_open_mode(&f->st, dir, mode, e);
     if (rc == 0) rc = weights_load(&f->w, &f->cfg, f->st, 0, e);
     if (rc != 0) lm_files_close(f);
     return rc;

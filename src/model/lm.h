@@ -23,6 +23,7 @@
 #include "model/batch.h"
 #include "model/config.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <stdint.h>
 
@@ -85,15 +86,16 @@ void lm_set_profile(struct lm *m, struct lm_profile *p);
 const char *lm_op_name(enum lm_op op);
 
 /* A model folder opened for the language model: config.json, generation_config.json, the
- * mapped checkpoint and its checked weight table. Close with lm_files_close (safe on a
- * zeroed or half-opened one). */
+ * checkpoint (mapped, or read into memory with lm_files_open_mode's FILE_MAP_READ) and its
+ * checked weight table. Close with lm_files_close (safe on a zeroed or half-opened one). */
 struct lm_files {
     struct model_config cfg;
     struct gen_config gen;
     struct st_model *st; /* owned */
     struct weights *w;   /* owned */
 };
-int lm_files_open(struct lm_files *f, const char *dir, struct err *e);
+int lm_files_open(struct lm_files *f, const char *dir, struct err *e); /* FILE_MAP_MMAP */
+int lm_files_open_mode(struct lm_files *f, const char *dir, enum file_map_mode mode, struct err *e);
 void lm_files_close(struct lm_files *f);
 
 #endif

@@ -336,9 +336,13 @@ int st_parse(struct st_file **out, const unsigned char *buf, size_t len, const c
 /* ---- files ----------------------------------------------------------------------------- */
 
 int st_open(struct st_file **out, const char *path, struct err *e) {
+    return st_open_mode(out, path, FILE_MAP_MMAP, e);
+}
+
+int st_open_mode(struct st_file **out, const char *path, enum file_map_mode mode, struct err *e) {
     *out = NULL;
     struct file_map map;
-    int rc = file_map_open(&map, path, e);
+    int rc = file_map_open_mode(&map, path, mode, e);
     if (rc != 0) return rc;
     struct st_file *f = NULL;
     rc = st_parse(&f, map.data, map.len, path, e);

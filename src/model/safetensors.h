@@ -17,6 +17,7 @@
 #define VELA_MODEL_SAFETENSORS_H
 
 #include "util/err.h"
+#include "util/file.h"
 #include "util/limits.h"
 
 #include <stdbool.h>
@@ -56,6 +57,8 @@ struct st_model; /* a checkpoint: one file, or shards listed by model.safetensor
 
 /* Opens and validates one file; *out is freed with st_close(). */
 int st_open(struct st_file **out, const char *path, struct err *e);
+/* st_open with the file brought into memory as `mode` says (util/file.h). */
+int st_open_mode(struct st_file **out, const char *path, enum file_map_mode mode, struct err *e);
 /* Validates a header given as bytes (the whole file image); used by st_open and the fuzzer.
  * On success *out owns a copy of nothing: data pointers point into buf, which must outlive
  * the result. */
@@ -76,6 +79,9 @@ const char *st_file_meta(const struct st_file *f, const char *key);
  * names must be plain file names, and a tensor in a shard but not in the index is an
  * error). *out is freed with st_model_close(); tensor pointers are borrowed from it. */
 int st_model_open(struct st_model **out, const char *dir, struct err *e);
+/* st_model_open with every shard brought into memory as `mode` says (util/file.h). */
+int st_model_open_mode(struct st_model **out, const char *dir, enum file_map_mode mode,
+                       struct err *e);
 void st_model_close(struct st_model *m);
 int64_t st_model_count(const struct st_model *m);
 const struct st_tensor *st_model_tensor(const struct st_model *m, int64_t i);

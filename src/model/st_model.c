@@ -73,7 +73,7 @@ static int st_model_collect(struct st_model *m, const char *dir, struct err *e) 
 /* Opens every distinct shard named in weight_map, in first-mention order; shard_ix maps a
  * shard name (borrowed from the JSON) to its index in m->files. */
 static int st_model_open_shards(struct st_model *m, const char *dir, const json_t *wmap,
-                                struct st_map *shard_ix, struct err *e) {
+                                struct st_map *shard_ix, enum file_map_mode mode, struct err *e) {
     m->files = calloc(VELA_MAX_SHARDS, sizeof *m->files);
     if (!m->files) return err_set(e, VELA_ENOMEM, "%s: out of memory", dir);
     const char *name;
@@ -94,7 +94,7 @@ static int st_model_open_shards(struct st_model *m, const char *dir, const json_
                            VELA_MAX_SHARDS);
         char path[4096];
         int rc = path_join(path, sizeof path, dir, shard, e);
-        if (rc == 0) rc = st_open(&m->files[m->n_files], path, e);
+        if (rc == 0) rc = st_open_mode(&m->files[m->n_files], path, mode, e);
         if (rc != 0) {
             err_wrap(e, "%s: shard of tensor '%.64s'", ST_INDEX_NAME, name);
             return rc;
@@ -132,7 +132,7 @@ static int st_model_check_map(const struct st_model *m, const json_t *wmap,
 }
 
 static int st_model_open_index(struct st_model *m, const char *dir, const char *index_path,
-                               struct err *e) {
+                               enum file_map_mode mode, struct err *e) {
     json_t *root = NULL;
     int rc = ju_load_file(index_path, VELA_ST_HEADER_MAX_BYTES, &root, e);
     if (rc != 0) return rc;
@@ -144,7 +144,7 @@ static int st_model_open_index(struct st_model *m, const char *dir, const char *
         rc = err_set(e, VELA_ELIMIT, "%s: weight_map is too large", index_path);
     if (rc == 0 && st_map_init(&shard_ix, 64) != 0)
         rc = err_set(e, VELA_ENOMEM, "%s: out of memory", dir);
-    if (rc == 0) rc = st_model_open_shards(m, dir, wmap, &shard_ix, e);
+    if (rc == 0) rc = st_model_open_shards(m, dir, wmap, &shard_ix, mode, e);
     if (rc == 0) rc = st_model_collect(m, dir, e);
     if (rc == 0) rc = st_model_check_map(m, wmap, &shard_ix, e);
     st_map_deinit(&shard_ix);
@@ -153,13 +153,18 @@ static int st_model_open_index(struct st_model *m, const char *dir, const char *
 }
 
 int st_model_open(struct st_model **out, const char *dir, struct err *e) {
+    return st_model_open_mode(out, dir, FILE_MAP_MMAP, e);
+}
+
+int st_model_open_mode(struct st_model **out, const char *dir, enum file_map_mode mode,
+                       struct err *e) {
     *out = NULL;
     struct st_model *m = calloc(1, sizeof *m);
     if (!m) return err_set(e, VELA_ENOMEM, "%s: out of memory", dir);
     char path[4096];
     int rc = path_join(path, sizeof path, dir, ST_INDEX_NAME, e);
     if (rc == 0 && file_exists(path)) {
-        rc = st_model_open_index(m, dir, path, e);
+        rc = st_model_open_index(m, dir, path, mode, e);
     } else if (rc == 0) {
         rc = path_join(path, sizeof path, dir, ST_SINGLE_NAME, e);
         if (rc == 0 && !file_exists(path))
@@ -167,7 +172,7 @@ int st_model_open(struct st_model **out, const char *dir, struct err *e) {
                          ST_SINGLE_NAME);
         if (rc == 0 && !(m->files = calloc(1, sizeof *m->files)))
             rc = err_set(e, VELA_ENOMEM, "%s: out of memory", dir);
-        if (rc == 0) rc = st_open(&m->files[0], path, e);
+        if (rc == 0) rc = st_open_mode(&m->files[0], path, mode, e);
         if (rc == 0) m->n_files = 1;
         if (rc == 0) rc = st_model_collect(m, dir, e);
     }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,60 @@ int file_write_all(const char *path, const void *data, size_t len, struct err *e
     return 0;
 }
 
-int file_map_open(struct file_map *m, const char *path, struct err *e) {
+/* FILE_MAP_READ's alignment (one x86-64 huge page) and the most bytes one read call asks for. */
+#define FILE_HUGE_PAGE_BYTES ((size_t)2 << 20)
+#define FILE_READ_STEP_BYTES ((size_t)64 << 20)
+
+/* Anonymous read-write memory of `bytes` (a multiple of FILE_HUGE_PAGE_BYTES) starting on a
+ * FILE_HUGE_PAGE_BYTES boundary, or NULL: one huge page more is mapped, then the unaligned
+ * head and the tail are unmapped. */
+static void *file_map_aligned(size_t bytes) {
+    size_t span = bytes + FILE_HUGE_PAGE_BYTES;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uintptr_t a =
+        ((uintptr_t)raw + FILE_HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(FILE_HUGE_PAGE_BYTES - 1);
+    char *p = (char *)a;
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    size_t tail = (size_t)(raw + span - (p + bytes));
+    if (tail > 0) munmap(p + bytes, tail);
+    return p;
+}
+
+/* FILE_MAP_READ of the open fd (len > 0 bytes) into m. */
+static int file_map_read(struct file_map *m, int fd, size_t len, const char *path, struct err *e) {
+    size_t bytes = (len + FILE_HUGE_PAGE_BYTES - 1) & ~(FILE_HUGE_PAGE_BYTES - 1);
+    unsigned char *p = file_map_aligned(bytes);
+    if (!p)
+        return err_set(e, VELA_ENOMEM, "%s: cannot allocate %zu bytes to read it into: %s", path,
+                       bytes, strerror(errno));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice: without THP the pages stay 4 KB */
+#endif
+    for (size_t off = 0; off < len;) {
+        size_t want = len - off < FILE_READ_STEP_BYTES ? len - off : FILE_READ_STEP_BYTES;
+        ssize_t r = pread(fd, p + off, want, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            const char *why = r < 0 ? strerror(errno) : "the file shrank while being read";
+            munmap(p, bytes);
+            return err_set(e, VELA_EIO, "%s: read at byte %zu of %zu: %s", path, off, len, why);
+        }
+        off += (size_t)r;
+    }
+    if (mprotect(p, bytes, PROT_READ) != 0) {
+        int saved = errno;
+        munmap(p, bytes);
+        return err_set(e, VELA_EIO, "%s: mprotect: %s", path, strerror(saved));
+    }
+    m->data = p;
+    m->len = len;
+    m->map_bytes = bytes;
+    return 0;
+}
+
+int file_map_open_mode(struct file_map *m, const char *path, enum file_map_mode mode,
+                       struct err *e) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -89,19 +143,28 @@ int file_map_open(struct file_map *m, const char *path, struct err *e) {
         close(fd);
         return 0;
     }
+    if (mode == FILE_MAP_READ) {
+        int rc = file_map_read(m, fd, (size_t)st.st_size, path, e);
+        close(fd);
+        return rc;
+    }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return err_set(e, VELA_EIO, "%s: mmap: %s", path, strerror(errno));
     m->data = p;
-    m->len = (size_t)st.st_size;
+    m->len = m->map_bytes = (size_t)st.st_size;
     return 0;
+}
+
+int file_map_open(struct file_map *m, const char *path, struct err *e) {
+    return file_map_open_mode(m, path, FILE_MAP_MMAP, e);
 }
 
 void file_map_close(struct file_map *m) {
     if (!m) return;
-    if (m->data) munmap((void *)m->data, m->len);
+    if (m->data) munmap((void *)m->data, m->map_bytes);
     m->data = NULL;
-    m->len = 0;
+    m->len = m->map_bytes = 0;
 }
 
 bool file_exists(const char *path) {

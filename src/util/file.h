@@ -15,12 +15,26 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *out_le
 /* Writes data to path through a temporary file and rename, so readers never see half. */
 int file_write_all(const char *path, const void *data, size_t len, struct err *e);
 
-/* Read-only private mapping of a whole file. */
+/* A whole file in memory, read-only. */
 struct file_map {
     const unsigned char *data; /* NULL for an empty file */
     size_t len;
+    size_t map_bytes; /* bytes mapped at data (the munmap length) */
 };
-int file_map_open(struct file_map *m, const char *path, struct err *e);
+/* How a file comes into memory. */
+enum file_map_mode {
+    /* A private read-only mapping: pages come from the page cache on first touch, shared
+     * with every process that maps the file, in 4 KB pages. */
+    FILE_MAP_MMAP,
+    /* Read into private anonymous memory aligned to 2 MB and advised as transparent huge
+     * pages (where the kernel has them, else 4 KB pages), then made read-only. Streaming
+     * weights through 2 MB pages costs far fewer TLB misses (docs/BENCHMARKS.md); the
+     * price is reading the whole file up front and memory private to the process. */
+    FILE_MAP_READ,
+};
+int file_map_open(struct file_map *m, const char *path, struct err *e); /* FILE_MAP_MMAP */
+int file_map_open_mode(struct file_map *m, const char *path, enum file_map_mode mode,
+                       struct err *e);
 void file_map_close(struct file_map *m);
 
 bool file_exists(const char *path);

@@ -168,12 +168,12 @@ static double replay(struct lm *m, const struct ref *r, int i, int32_t *n_same, 
 static float g_tiny_margins[N_PROMPTS][N_GREEDY];
 static bool g_have_margins;
 
-static void check_model(const char *dir, const char *fixture, const char *label,
-                        float (*margins)[N_GREEDY]) {
+static void check_model(const char *dir, enum file_map_mode mode, const char *fixture,
+                        const char *label, float (*margins)[N_GREEDY]) {
     struct err e = {0};
     struct lm_files f;
     struct ref r;
-    int rc = lm_files_open(&f, dir, &e);
+    int rc = lm_files_open_mode(&f, dir, mode, &e);
     T_RC(rc, &e);
     if (rc != 0 || ref_open(&r, t_src(fixture)) != 0) {
         lm_files_close(&f);
@@ -216,13 +216,17 @@ static void test_tiny_reference(void) {
     const char *d = tiny_dir();
     if (!d) return;
     int before = t_fail_;
-    check_model(d, "tests/fixtures/lm/tiny.safetensors", "tiny", g_tiny_margins);
+    check_model(d, FILE_MAP_MMAP, "tests/fixtures/lm/tiny.safetensors", "tiny", g_tiny_margins);
     g_have_margins = t_fail_ == before;
 }
 
+/* Mapped, and read into memory (--no-mmap): the same reference logits either way. */
 static void test_hf_reference(void) {
-    check_model(t_src("tests/fixtures/hf/qwen2_5_vl_bf16"),
+    check_model(t_src("tests/fixtures/hf/qwen2_5_vl_bf16"), FILE_MAP_MMAP,
                 "tests/fixtures/lm/hf_qwen2_5_vl_bf16.safetensors", "hf_qwen2_5_vl_bf16", NULL);
+    check_model(t_src("tests/fixtures/hf/qwen2_5_vl_bf16"), FILE_MAP_READ,
+                "tests/fixtures/lm/hf_qwen2_5_vl_bf16.safetensors", "hf_qwen2_5_vl_bf16 (read)",
+                NULL);
 }
 
 static double max_diff(const float *a, const float *b, size_t n) {

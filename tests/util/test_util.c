@@ -128,8 +128,44 @@ static void test_file(void) {
     T_EQ(m.len, 5);
     T_OK(memcmp(m.data, "hello", 5) == 0);
     file_map_close(&m);
+    file_map_close(&m); /* closed twice: a no-op */
     char small[8];
     T_FAILS(path_join(small, sizeof small, "abcdef", "ghij", &e), VELA_ELIMIT, &e);
+}
+
+/* FILE_MAP_READ: the file's bytes in 2 MB-aligned memory of whole 2 MB units; the same errors
+ * as the mapping for a missing file or a directory; an empty file gives no memory. */
+static void test_file_read_mode(void) {
+    struct err e = {0};
+    const char *dir = t_tmpdir("util_read");
+    T_OK(dir != NULL);
+    if (!dir) return;
+    size_t n = ((size_t)3 << 20) + 12345; /* past one huge page, not a multiple of one */
+    unsigned char *buf = malloc(n);
+    T_OK(buf != NULL);
+    if (!buf) return;
+    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 2654435761u >> 13);
+    char path[4200], empty[4200];
+    T_EQ(path_join(path, sizeof path, dir, "blob.bin", &e), 0);
+    T_EQ(path_join(empty, sizeof empty, dir, "empty.bin", &e), 0);
+    T_EQ(file_write_all(path, buf, n, &e), 0);
+    T_EQ(file_write_all(empty, "", 0, &e), 0);
+    struct file_map m, mm;
+    T_RC(file_map_open_mode(&m, path, FILE_MAP_READ, &e), &e);
+    T_RC(file_map_open_mode(&mm, path, FILE_MAP_MMAP, &e), &e);
+    T_EQ(m.len, n);
+    T_OK(m.data && memcmp(m.data, buf, n) == 0);
+    T_OK(mm.data && memcmp(mm.data, m.data, n) == 0);
+    T_EQ((uintptr_t)m.data % ((uintptr_t)2 << 20), 0);
+    T_EQ(m.map_bytes, (size_t)4 << 20);
+    file_map_close(&m);
+    file_map_close(&mm);
+    T_EQ(file_map_open_mode(&m, empty, FILE_MAP_READ, &e), 0);
+    T_OK(m.data == NULL && m.len == 0);
+    file_map_close(&m);
+    T_FAILS(file_map_open_mode(&m, "/nonexistent/x", FILE_MAP_READ, &e), VELA_ENOTFOUND, &e);
+    T_FAILS(file_map_open_mode(&m, dir, FILE_MAP_READ, &e), VELA_EIO, &e);
+    free(buf);
 }
 
 int main(void) {
@@ -139,5 +175,6 @@ int main(void) {
     T_RUN(test_json);
     T_RUN(test_bf16);
     T_RUN(test_file);
+    T_RUN(test_file_read_mode);
     return t_done();
 }
