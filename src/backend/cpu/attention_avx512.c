@@ -104,11 +104,12 @@ struct att512_scratch {
     float mx[ATT512_MAX_QV];                                    /* running max per qv */
     int64_t pos[ATT512_MAX_QV];                                 /* sequence position per qv */
     const void *vrow[ATT512_KC]; /* V row t of the chunk in the cache (F32 or BF16) */
-    /* Cache lines of the next chunk's K and V rows when the tile has one group per kv head
-     * (decode), issued pf_per per head_dim step of the groups' score loops; ip: the next to
-     * issue, n_pf: how many (ip == n_pf: none pending). */
-    const char *pf[2 * ATT512_KC * (ATT512_PF_ROW_BYTES / 64)];
-    int n_pf, pf_per, ip;
+    /* The next chunk's K and V rows when the tile has one group per kv head (decode): the
+     * groups' score loops prefetch one row (pf_row_bytes of K and of V) every pf_every head_dim
+     * steps, until row pf_next reaches pf_rows (none pending); pf_wait: steps to the next. */
+    const char *pf_k[ATT512_KC], *pf_v[ATT512_KC];
+    size_t pf_row_bytes;
+    int pf_rows, pf_next, pf_every, pf_wait;
     bool v_bf16; /* widened as the P·V loop reads them: each once per group */
 };
 
@@ -222,18 +223,25 @@ static inline __mmask16 att512_mask_signed(int32_t n) { /* lanes [0, n), none fo
 }
 
 /* One group of N (a constant at every call site) query vectors j0 .. j0+N-1 against the
- * chunk of nk keys starting at key k0; VB: V is BF16; PF: the score loop issues s->pf. */
+ * chunk of nk keys starting at key k0; VB: V is BF16; PF: the score loop prefetches rows of
+ * the next chunk (s->pf_*). */
 ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, const bool VB,
                                 const bool PF, int32_t hd, int64_t k0, int32_t nk, float scale) {
     const int P = ATT512_CHAINS(N);
     __m512 a[ATT512_QB * 4]; /* chain p of qv i: a[i * P + p] */
-    int ip = s->ip, n_pf = s->n_pf;
+    int pf_next = s->pf_next, pf_wait = s->pf_wait;
 #pragma GCC unroll 16
     for (int i = 0; i < N * P; i++) a[i] = _mm512_setzero_ps();
     int32_t d = 0;
     for (; d + P <= hd; d += P) {
-        if (PF)
-            for (int i = 0; i < P * s->pf_per && ip < n_pf; i++) __builtin_prefetch(s->pf[ip++]);
+        if (PF && (pf_wait -= P) <= 0 && pf_next < s->pf_rows) {
+            const char *k = s->pf_k[pf_next], *v = s->pf_v[pf_next++];
+            for (size_t b = 0; b < s->pf_row_bytes; b += 64) {
+                __builtin_prefetch(k + b);
+                __builtin_prefetch(v + b);
+            }
+            pf_wait += s->pf_every;
+        }
 #pragma GCC unroll 4
         for (int p = 0; p < P; p++) {
             __m512 kd = _mm512_load_ps(s->kt[d + p]);
@@ -265,7 +273,7 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
         old[i] = s->mx[j0 + i];
         cur[i] = s->mx[j0 + i] = cmax > old[i] ? cmax : old[i];
     }
-    s->ip = ip;
+    s->pf_next = pf_next, s->pf_wait = pf_wait;
     __mmask16 mn = att512_mask(N);
     /* exp(old - new): 1 where the max held; ~1e-38 at the first chunk (old = -inf), where it
      * only scales zeros */
@@ -311,11 +319,11 @@ ATT512_INLINE void att512_group(struct att512_scratch *s, int j0, const int N, c
 
 #define ATT512_GROUP_CASE(n)                                                                       \
     case n:                                                                                        \
-        if (s->v_bf16 && s->ip < s->n_pf)                                                          \
+        if (s->v_bf16 && s->pf_next < s->pf_rows)                                                  \
             att512_group(s, j0, n, true, true, hd, k0, nk, scale);                                 \
         else if (s->v_bf16)                                                                        \
             att512_group(s, j0, n, true, false, hd, k0, nk, scale);                                \
-        else if (s->ip < s->n_pf)                                                                  \
+        else if (s->pf_next < s->pf_rows)                                                          \
             att512_group(s, j0, n, false, true, hd, k0, nk, scale);                                \
         else                                                                                       \
             att512_group(s, j0, n, false, false, hd, k0, nk, scale);                               \
@@ -404,19 +412,17 @@ static void att512_prefetch(const void *const *kp, const void *const *vp, int32_
         }
 }
 
-/* The same lines listed for a tile's groups (one per kv head) to issue a few at a time from
- * their score loops: issued at once they fill the line fill buffers, and the FMAs queue behind
- * them. */
-static void att512_prefetch_list(struct att512_scratch *s, const void *const *kp,
+/* Sets up the score loops' prefetch of the next chunk's nk K and V rows (row_bytes of each,
+ * the tile's span of a row) over `steps` head_dim steps: one row at a time, evenly spread.
+ * Issued at once they fill the line fill buffers and the FMAs queue behind them; a list of
+ * every line, issued a few per step, cost more instructions than the prefetches themselves. */
+static void att512_prefetch_rows(struct att512_scratch *s, const void *const *kp,
                                  const void *const *vp, int32_t nk, size_t row_bytes,
                                  int32_t steps) {
-    int n = 0;
-    for (int32_t t = 0; t < nk; t++)
-        for (size_t b = 0; b < row_bytes; b += 64) {
-            s->pf[n++] = (const char *)kp[t] + b;
-            s->pf[n++] = (const char *)vp[t] + b;
-        }
-    s->n_pf = n, s->ip = 0, s->pf_per = (n + steps - 1) / steps;
+    for (int32_t t = 0; t < nk; t++) s->pf_k[t] = kp[t], s->pf_v[t] = vp[t];
+    s->pf_rows = nk, s->pf_next = 0, s->pf_row_bytes = row_bytes;
+    s->pf_every = steps / nk > 1 ? steps / nk : 1;
+    s->pf_wait = s->pf_every;
 }
 
 /* Split-K partial of a sub-tile: max and sum per qv, then the unnormalized accumulators. */
@@ -447,7 +453,7 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
     const void *kp[2][ATT512_KC], *vp[2][ATT512_KC]; /* this chunk's rows and the next's */
     const void *kh[ATT512_KC];                       /* this chunk's rows, one kv head */
     att512_tile_init(c, s, tl, pos0);
-    s->n_pf = s->ip = 0;
+    s->pf_rows = s->pf_next = 0;
     s->v_bf16 = c->vc->dtype == BE_BF16;
     att512_chunk_rows(c, tl, n_keys - kb < ATT512_KC ? (int32_t)(n_keys - kb) : ATT512_KC, &ib,
                       &off, kp[0], vp[0]);
@@ -459,7 +465,7 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
             att512_chunk_rows(c, tl, nn, &ib, &off, kp[cur ^ 1], vp[cur ^ 1]);
             size_t row_bytes = head_bytes * (size_t)tl->nkv; /* the tile's span of a row */
             if (per_kv <= ATT512_QB) /* a group per kv head (decode): spread over them */
-                att512_prefetch_list(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd * tl->nkv);
+                att512_prefetch_rows(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd * tl->nkv);
             else /* several groups (prefill): compute-bound, so all at once is as good */
                 att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
         }
