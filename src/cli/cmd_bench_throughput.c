@@ -145,6 +145,9 @@ static int plan_cache(const struct tp_args *a, const struct lm_files *f, struct 
                             .mem_fraction = a->mem_fraction,
                             .weights_bytes = (size_t)weights_params_lm(f->w) * 2};
     int rc = a->kv_bytes ? 0 : kv_mem_available(&in.total_bytes, e);
+    /* Weights read into memory (--no-mmap) have already left MemAvailable, while mapped ones
+     * are still in it as page cache: count them in the total either way, as kv_plan expects. */
+    if (rc == 0 && !a->kv_bytes && a->no_mmap) in.total_bytes += in.weights_bytes;
     if (rc == 0) rc = kv_plan_compute(&in, p, e);
     if (rc != 0) return rc;
     char buf[256];
