@@ -9,9 +9,9 @@
  * j = (kv * rows + row) * heads + head), loaded once as F32.
  *
  * kvt is 1 in prefill. In decode (fewer than two rows per sequence) a tile takes as many kv
- * heads as fit (kvt x heads <= ATT512_MAX_QV, the tile's span of a row within the prefetch
- * list, and enough work left for every thread: att512_kv_tile), so each chunk reads one
- * contiguous span of every cache row instead of each kv head's slice in a separate item. Decode
+ * heads as fit (kvt x heads <= ATT512_MAX_QV, the tile's span of a row within
+ * ATT512_PF_ROW_BYTES, and enough work left for every thread: att512_kv_tile), so each chunk reads
+ * one contiguous span of every cache row instead of each kv head's slice in a separate item. Decode
  * reads the cache once, cold, from memory: with whole rows a batch-32 decode call ran 1.27x faster
  * (docs/BENCHMARKS.md), the reads being sequential within each block instead of half-row slices
  * interleaved with another item's.
@@ -25,12 +25,14 @@
  *      scale, causal mask (lanes past the qv's position or past the chunk are dropped), online
  *      softmax (running max per qv; the sum is kept lane-wise and reduced at the end; exp
  *      vectorized), then P·V: acc[j][d..d+16) += p[j][t] * V[t][d..d+16) with the group's
- *      accumulators for one 16-column slice in registers while the chunk's V rows stream past.
+ *      accumulators for 16-column slices in registers (2-4 slices when the group is small,
+ *      see ATT512_CHAINS) while the chunk's V rows stream past.
  * Rows whose position lies before the chunk (the first rows of a tile, last chunk only) are
  * skipped, so no key is ever scored for a row that may not see it. The next chunk's K and V
  * rows are prefetched while this one computes (decode reads the cache once, cold); a tile
- * with one group per kv head (decode) spreads those prefetches over the groups' score loops
- * instead of issuing them at once, which kept the FMAs waiting on full line fill buffers.
+ * with one group per kv head (decode) spreads those prefetches over the groups' score loops,
+ * a row at a time, instead of issuing them at once, which kept the FMAs waiting on full line
+ * fill buffers.
  * Small batches get shorter tiles so that each thread still has several items.
  *
  * Split-K ("flash-decoding"): when even one-row tiles leave fewer than ATT512_ITEMS_PER_THREAD
@@ -84,7 +86,8 @@
  * keep enough items for the threads and bound the scratch (q and acc are qv x head_dim). */
 #define ATT512_MAX_QV   32
 #define ATT512_MAX_ROWS 8
-/* Bytes of one cache row a tile may span (all its kv heads): bounds the prefetch list. */
+/* Bytes of one cache row a tile may span (all its kv heads): the most the score loops
+ * prefetch at one step (a row of K and one of V). */
 #define ATT512_PF_ROW_BYTES (ATT512_MAX_HEAD_DIM * 4)
 /* Items per pool thread below which tiles get fewer rows: a tile of decode rows (one per
  * sequence) runs them one after another, and the atomic hand-out balances only whole items. */
@@ -637,8 +640,8 @@ static void att512_plan_split(struct att512_ctx *c, const struct be_cpu *cb, int
 }
 
 /* kv heads per tile: 1 in prefill; in decode (fewer than two rows per sequence) the most
- * that divide n_kv with their query vectors in one tile and their slices of a row in the
- * prefetch list, when each kv head has one head tile, and that still give every thread a
+ * that divide n_kv with their query vectors in one tile and their slices of a row within
+ * ATT512_PF_ROW_BYTES, when each kv head has one head tile, and that still give every thread a
  * unit of work: rows x kv tiles, times the split-K splits the longest row allows (one at
  * fewer than 2 x ATT512_SPLIT_MIN_KEYS keys). A single short decode row thus keeps one item
  * per kv head, so two threads share it. */
