@@ -447,7 +447,7 @@ ATT512_FN void att512_tile_part(const struct att512_ctx *c, struct att512_scratc
  * position + 1): into o when part is NULL, else as a split-K partial (one row only). */
 static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s,
                             const struct att512_tile *tl, int64_t pos0, int64_t kb, int64_t ke,
-                            float *part) {
+                            float *part, const struct att512_tile *after, int64_t after_keys) {
     int32_t hd = c->m->head_dim, bs = c->m->block_size;
     int64_t n_keys = ke, ib = kb / bs;
     int32_t off = (int32_t)(kb % bs), cur = 0;
@@ -471,6 +471,12 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
                 att512_prefetch_rows(s, kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes, hd * tl->nkv);
             else /* several groups (prefill): compute-bound, so all at once is as good */
                 att512_prefetch(kp[cur ^ 1], vp[cur ^ 1], nn, row_bytes);
+        } else if (after && per_kv <= ATT512_QB) { /* decode: the next sub-tile's first keys */
+            int64_t ib0 = 0;
+            int32_t off0 = 0, nn = after_keys < ATT512_KC ? (int32_t)after_keys : ATT512_KC;
+            att512_chunk_rows(c, after, nn, &ib0, &off0, kp[cur ^ 1], vp[cur ^ 1]);
+            att512_prefetch_rows(s, kp[cur ^ 1], vp[cur ^ 1], nn, head_bytes * (size_t)after->nkv,
+                                 hd * tl->nkv);
         }
         /* rows positioned before k0 see none of these keys: start at the first that does */
         int64_t skip = k0 > pos0 ? k0 - pos0 : 0;
@@ -506,21 +512,35 @@ static void att512_heads(const struct att512_ctx *c, int64_t r, struct att512_ti
     tl->ng = (int)(c->group - g0 < c->gt ? c->group - g0 : c->gt);
 }
 
+/* The rows of sequence sq in [lo, hi) (hi the end of the part of the tile not yet run) as
+ * tl's rows; returns the position of its first row. tl's heads are kept. */
+static int64_t att512_sub_tile(const struct att512_ctx *c, int32_t sq, int64_t hi, int64_t lo,
+                               struct att512_tile *tl) {
+    const struct attn_meta *m = c->m;
+    int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
+    tl->r0 = r0, tl->nr = (int)(hi - r0), tl->nq = tl->nkv * tl->nr * tl->ng;
+    tl->bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
+    return (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]);
+}
+
 /* Item `it`: row tile it / per_tile counted from the end of the batch, then kv tile, then
- * head tile; split into one sub-tile per sequence it covers. */
+ * head tile; split into one sub-tile per sequence it covers, run last sequence first, each
+ * prefetching the next one's first keys during its last chunk. */
 static void att512_item(const struct att512_ctx *c, struct att512_scratch *s, int64_t it) {
     const struct attn_meta *m = c->m;
     int64_t per_tile = c->n_kvtiles * c->n_htiles, ti = it / per_tile, r = it % per_tile;
     int64_t hi = c->n_rows - ti * c->rt, lo = hi - c->rt > 0 ? hi - c->rt : 0;
     struct att512_tile tl;
     att512_heads(c, r, &tl);
-    for (int32_t sq = cpu_last_le(m->query_start, m->n_seqs, hi - 1); hi > lo; sq--) {
-        int64_t r0 = m->query_start[sq] > lo ? m->query_start[sq] : lo;
-        tl.r0 = r0, tl.nr = (int)(hi - r0), tl.nq = tl.nkv * tl.nr * tl.ng;
-        tl.bt = m->block_tables + (size_t)sq * (size_t)m->max_blocks_per_seq;
-        int64_t pos0 = (int64_t)m->n_computed[sq] + (r0 - m->query_start[sq]);
-        att512_tile_run(c, s, &tl, pos0, 0, pos0 + tl.nr, NULL);
-        hi = r0;
+    struct att512_tile nx = tl;
+    int32_t sq = cpu_last_le(m->query_start, m->n_seqs, hi - 1);
+    int64_t pos0 = att512_sub_tile(c, sq, hi, lo, &tl), nx_pos0 = 0;
+    for (;; sq--) {
+        bool more = tl.r0 > lo; /* sequence sq - 1 has rows in the tile too */
+        if (more) nx_pos0 = att512_sub_tile(c, sq - 1, tl.r0, lo, &nx);
+        att512_tile_run(c, s, &tl, pos0, 0, pos0 + tl.nr, NULL, more ? &nx : NULL, nx_pos0 + nx.nr);
+        if (!more) return;
+        tl = nx, pos0 = nx_pos0;
     }
 }
 
@@ -581,7 +601,7 @@ static void att512_unit(struct att512_ctx *c, struct att512_scratch *s, int64_t 
     int64_t n_ch = (pos + ATT512_KC) / ATT512_KC; /* chunks of keys 0 .. pos */
     int64_t kb = si * n_ch / n_sp * ATT512_KC, ke = (si + 1) * n_ch / n_sp * ATT512_KC;
     att512_tile_run(c, s, &tl, pos, kb, ke < pos + 1 ? ke : pos + 1,
-                    c->part + (size_t)u * c->part_stride);
+                    c->part + (size_t)u * c->part_stride, NULL, 0);
     /* release our partial; the last finisher acquires everyone's */
     if (atomic_fetch_add_explicit(&c->done[lo], 1, memory_order_acq_rel) == n_sp - 1)
         att512_merge(c, s, &tl, c->part + (size_t)c->ustart[lo] * c->part_stride, n_sp);
