@@ -11,6 +11,7 @@
 #include "engine/kv_plan.h"
 
 #include "model/config.h"
+#include "util/file.h"
 #include "util/limits.h"
 #include "util/size.h"
 
@@ -110,20 +111,8 @@ int kv_plan_compute(const struct kv_plan_in *in, struct kv_plan *out, struct err
 }
 
 int kv_mem_available(size_t *bytes, struct err *e) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return err_set(e, VELA_EIO, "/proc/meminfo: cannot open (give --kv-cache-memory)");
-    char line[256];
-    int rc = err_set(e, VELA_EFORMAT, "/proc/meminfo: no MemAvailable line");
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long kb;
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-            *bytes = kb > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kb * 1024;
-            err_clear(e);
-            rc = 0;
-            break;
-        }
-    }
-    fclose(f);
+    int rc = file_mem_available(bytes, e);
+    if (rc != 0) err_wrap(e, "available memory unknown (give --kv-cache-memory)");
     return rc;
 }
 

@@ -94,9 +94,16 @@ static void *file_map_aligned(size_t bytes) {
     return p;
 }
 
-/* FILE_MAP_READ of the open fd (len > 0 bytes) into m. */
+/* FILE_MAP_READ of the open fd (len > 0 bytes) into m. A file larger than the available
+ * memory is refused before anything is allocated: the allocation itself would succeed
+ * (overcommit) and the read end in the out-of-memory killer. */
 static int file_map_read(struct file_map *m, int fd, size_t len, const char *path, struct err *e) {
-    size_t bytes = (len + FILE_HUGE_PAGE_BYTES - 1) & ~(FILE_HUGE_PAGE_BYTES - 1);
+    size_t bytes = (len + FILE_HUGE_PAGE_BYTES - 1) & ~(FILE_HUGE_PAGE_BYTES - 1), avail;
+    if (file_mem_available(&avail, NULL) == 0 && bytes > avail)
+        return err_set(e, VELA_ENOMEM,
+                       "%s: reading it into memory needs %zu MiB, %zu MiB available (map it "
+                       "instead)",
+                       path, bytes >> 20, avail >> 20);
     unsigned char *p = file_map_aligned(bytes);
     if (!p)
         return err_set(e, VELA_ENOMEM, "%s: cannot allocate %zu bytes to read it into: %s", path,
@@ -165,6 +172,24 @@ void file_map_close(struct file_map *m) {
     if (m->data) munmap((void *)m->data, m->map_bytes);
     m->data = NULL;
     m->len = m->map_bytes = 0;
+}
+
+int file_mem_available(size_t *bytes, struct err *e) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return err_set(e, VELA_EIO, "/proc/meminfo: cannot open");
+    char line[256];
+    int rc = err_set(e, VELA_EFORMAT, "/proc/meminfo: no MemAvailable line");
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            *bytes = kb > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kb * 1024;
+            err_clear(e);
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
 }
 
 bool file_exists(const char *path) {

@@ -37,6 +37,9 @@ int file_map_open_mode(struct file_map *m, const char *path, enum file_map_mode 
                        struct err *e);
 void file_map_close(struct file_map *m);
 
+/* MemAvailable from /proc/meminfo, in bytes: VELA_EIO or VELA_EFORMAT where it cannot be read. */
+int file_mem_available(size_t *bytes, struct err *e);
+
 bool file_exists(const char *path);
 bool file_is_dir(const char *path);
 /* mkdir -p; existing directories are fine. */

@@ -168,6 +168,40 @@ static void test_file_read_mode(void) {
     free(buf);
 }
 
+/* A file larger than the available memory is refused with VELA_ENOMEM before anything is
+ * read (a sparse file: no disk used); mapping it still works. */
+static void test_file_read_too_big(void) {
+    struct err e = {0};
+    size_t avail = 0;
+    if (file_mem_available(&avail, &e) != 0) {
+        T_SKIP("no /proc/meminfo: %s", e.msg);
+        return;
+    }
+    T_OK(avail > (16u << 20)); /* any machine running the tests has 16 MiB free */
+    const char *dir = t_tmpdir("util_big");
+    T_OK(dir != NULL);
+    if (!dir) return;
+    char path[4200];
+    T_EQ(path_join(path, sizeof path, dir, "sparse.bin", &e), 0);
+    FILE *f = fopen(path, "wb");
+    T_OK(f != NULL);
+    if (!f) return;
+    off_t size = (off_t)(avail + ((size_t)1 << 30));
+    int rc = ftruncate(fileno(f), size);
+    fclose(f);
+    if (rc != 0) {
+        T_SKIP("cannot make a sparse file of %lld bytes here", (long long)size);
+        return;
+    }
+    struct file_map m;
+    T_FAILS(file_map_open_mode(&m, path, FILE_MAP_READ, &e), VELA_ENOMEM, &e);
+    T_OK(strstr(e.msg, "available") != NULL);
+    T_RC(file_map_open_mode(&m, path, FILE_MAP_MMAP, &e), &e);
+    T_EQ(m.len, (size_t)size);
+    file_map_close(&m);
+    remove(path);
+}
+
 int main(void) {
     T_RUN(test_err);
     T_RUN(test_arena);
@@ -176,5 +210,6 @@ int main(void) {
     T_RUN(test_bf16);
     T_RUN(test_file);
     T_RUN(test_file_read_mode);
+    T_RUN(test_file_read_too_big);
     return t_done();
 }
