@@ -25,6 +25,7 @@
  * Engine thread only (one sampler per thread). */
 #include "engine/sampler.h"
 
+#include "engine/sampler_rows.h"
 #include "util/rng.h"
 
 #include <math.h>
@@ -57,6 +58,8 @@ struct sampler {
     struct cand *tmp;  /* (vocab) the radix sort's second buffer */
     uint32_t *hist_n;  /* (SMP_HIST_N) */
     double *hist_mass; /* (SMP_HIST_N) */
+    double *bsum;      /* (vocab / SMR_BLOCK, rounded up) the draw's block masses */
+    float *topk;       /* (SMR_TOPK_MAX) the k largest values, for small top-k */
 };
 
 /* ------------------------------------------------------------------ lifetime */
@@ -86,8 +89,10 @@ int smp_new(struct sampler **out, int32_t max_batch, int64_t vocab, struct err *
     s->tmp = malloc(n * sizeof *s->tmp);
     s->hist_n = malloc(SMP_HIST_N * sizeof *s->hist_n);
     s->hist_mass = malloc(SMP_HIST_N * sizeof *s->hist_mass);
+    s->bsum = malloc((n + SMR_BLOCK - 1) / SMR_BLOCK * sizeof *s->bsum);
+    s->topk = malloc(SMR_TOPK_MAX * sizeof *s->topk);
     if (!s->row || !s->w || !s->count || !s->seen || !s->cand || !s->tmp || !s->hist_n ||
-        !s->hist_mass) {
+        !s->hist_mass || !s->bsum || !s->topk) {
         smp_free(s);
         return err_set(e, VELA_ENOMEM, "sampler: out of memory for vocab %lld", (long long)vocab);
     }
@@ -105,6 +110,8 @@ void smp_free(struct sampler *s) {
     free(s->tmp);
     free(s->hist_n);
     free(s->hist_mass);
+    free(s->bsum);
+    free(s->topk);
     free(s);
 }
 
@@ -151,12 +158,7 @@ static int check_seq(const struct smp_seq *q, int64_t V, struct err *e) {
 /* Copies the row into s->row, refusing NaN and infinities: a non-finite logit means the
  * forward pass went wrong, and sampling from it would hide that. */
 static int load_row(struct sampler *s, const float *x, struct err *e) {
-    int bad = 0;
-    for (int64_t i = 0; i < s->vocab; i++) {
-        s->row[i] = x[i];
-        bad |= !isfinite(x[i]); /* no early exit: keeps the copy loop vectorizable */
-    }
-    if (!bad) return 0;
+    if (smr_copy_finite(s->row, x, s->vocab)) return 0;
     int64_t i = 0;
     while (isfinite(x[i])) i++;
     return err_set(e, VELA_EINTERNAL, "logits: %s at token %lld", isnan(x[i]) ? "NaN" : "infinity",
@@ -267,18 +269,6 @@ static void apply_penalties(struct sampler *s, const struct smp_seq *q) {
 
 /* ------------------------------------------------------------------ steps 5-9 */
 
-/* Lowest id among the largest values (torch.argmax's tie rule); -1 if all are -inf. */
-static int32_t argmax_row(const float *row, int64_t V) {
-    int32_t best = -1;
-    float m = -INFINITY;
-    for (int64_t i = 0; i < V; i++)
-        if (row[i] > m) {
-            m = row[i];
-            best = (int32_t)i;
-        }
-    return best;
-}
-
 /* Order-preserving map of a non-NaN float onto uint32 (larger float, larger key); -0 and +0
  * share a key, as they compare equal. */
 static uint32_t order_key(float x) {
@@ -376,40 +366,38 @@ static void apply_top_p(struct sampler *s, float top_p) {
  * overflow (absurd penalties), never for valid params and finite logits. */
 static int prepare_random(struct sampler *s, const struct sampling_params *p, struct err *e) {
     int64_t V = s->vocab;
-    float t = p->temperature, m = -INFINITY;
-    for (int64_t i = 0; i < V; i++) {
-        s->row[i] = s->row[i] / t;
-        if (s->row[i] > m) m = s->row[i];
-    }
+    float m = smr_div_max(s->row, V, p->temperature);
     if (m == -INFINITY) return err_set(e, VELA_EINVAL, "every token is masked (min_tokens)");
     if (isinf(m)) return err_set(e, VELA_EINVAL, "logits overflow after penalties/temperature");
-    for (int64_t i = 0; i < V; i++) s->w[i] = expf(s->row[i] - m);
-    if (p->min_p > 0.0f) {
-        /* p_i < min_p * p_max  <=>  w_i < min_p, since the max has w == 1. */
-        for (int64_t i = 0; i < V; i++)
-            if (s->w[i] < p->min_p) drop(s, i);
-    }
+    smr_exp_row(s->row, m, s->w, V);
+    if (p->min_p > 0.0f) /* p_i < min_p * p_max  <=>  w_i < min_p, since the max has w == 1 */
+        smr_drop_below(s->row, s->w, V, p->min_p, true);
     if (p->top_k > 0 && p->top_k < V) {
-        float thr = kth_largest(s, p->top_k);
-        for (int64_t i = 0; i < V; i++)
-            if (s->row[i] < thr) drop(s, i);
+        float thr = p->top_k <= SMR_TOPK_MAX ? smr_kth_largest(s->row, V, p->top_k, s->topk)
+                                             : kth_largest(s, p->top_k);
+        smr_drop_below(s->row, s->w, V, thr, false);
     }
     if (p->top_p < 1.0f) apply_top_p(s, p->top_p);
     return 0;
 }
 
-/* Inverse CDF in id order: the first id whose running mass exceeds u * total. */
-static int32_t draw(const float *w, int64_t V, double u) {
-    double z = 0.0;
-    for (int64_t i = 0; i < V; i++) z += w[i];
-    double target = u * z, run = 0.0;
+/* Inverse CDF in id order: the first id whose running mass exceeds u * total. The running
+ * mass steps over whole blocks (their sums from smr_block_sums) to the block where it crosses
+ * the target, then goes id by id from there. */
+static int32_t draw(struct sampler *s, double u) {
+    const float *w = s->w;
+    int64_t V = s->vocab, nb = (V + SMR_BLOCK - 1) / SMR_BLOCK, b = 0;
+    double target = u * smr_block_sums(w, V, s->bsum), run = 0.0;
+    while (b + 1 < nb && run + s->bsum[b] <= target) run += s->bsum[b++];
     int32_t last = -1;
-    for (int64_t i = 0; i < V; i++) {
+    for (int64_t i = b * SMR_BLOCK; i < V; i++) {
         if (w[i] <= 0.0f) continue;
         run += w[i];
         last = (int32_t)i;
-        if (run > target) break;
+        if (run > target) return last;
     }
+    for (int64_t i = b * SMR_BLOCK - 1; last < 0 && i >= 0; i--) /* all mass before block b */
+        if (w[i] > 0.0f) last = (int32_t)i;
     return last; /* u * z rounding up to z leaves the last id with mass */
 }
 
@@ -425,7 +413,7 @@ static int run_steps(struct sampler *s, const float *x, const struct smp_seq *q,
     apply_penalties(s, q);
     *greedy_tok = -1;
     if (p->temperature < VELA_SP_GREEDY_EPS) {
-        *greedy_tok = argmax_row(s->row, s->vocab);
+        *greedy_tok = (int32_t)smr_argmax(s->row, s->vocab);
         if (*greedy_tok < 0) return err_set(e, VELA_EINVAL, "every token is masked (min_tokens)");
         return 0;
     }
@@ -447,7 +435,7 @@ static int sample_one(struct sampler *s, const float *x, const struct smp_seq *q
     if (rc != 0) return rc;
     if (!greedy) {
         uint64_t h = rng_hash(q->rng->seed, SMP_RNG_STREAM, q->rng->n_sampled);
-        tok = draw(s->w, V, (double)(h >> 11) * 0x1p-53);
+        tok = draw(s, (double)(h >> 11) * 0x1p-53);
     }
     if (q->rng) q->rng->n_sampled++;
     if (p->logprobs >= 0) {
