@@ -7,6 +7,8 @@
  *   seen  (V) uint8   the repetition penalty's "already penalized" marks
  *   cand, tmp (V) pairs (order key, id) candidates at the top-p boundary, and a sort buffer
  *   hist_n, hist_mass (2^16) histograms over 16 bits of a logit's order key
+ *   bsum  (V / 256) the draw's block masses; topk (256) the largest values for a small top-k
+ * The passes over a whole row run in sampler_rows.c (vectorized).
  *
  * Invariants:
  *  1. count and seen are all zero between calls: whoever sets entries clears exactly those,
@@ -18,9 +20,11 @@
  *  4. A sequence's result depends only on its logits row, its struct smp_seq and its RNG state.
  *
  * Precision: penalties, bias and temperature are the same float32 operations vLLM performs, in
- * the same order. Probabilities are float32 exponentials; sums (normalizers, top-p running mass,
- * the inverse CDF) are accumulated in double. Raw logprobs use a double log-sum-exp. So masks
- * agree with vLLM's except where a value sits within a rounding error of a threshold.
+ * the same order. Probabilities are float32 exponentials (sampler_rows' polynomial, within
+ * 1-2 ulp of expf; 0 below -87.33); sums (normalizers, top-p running mass, the inverse CDF) are
+ * accumulated in double, the draw's first over blocks of 256 ids. Raw logprobs use a double
+ * log-sum-exp. So masks agree with vLLM's except where a value sits within a rounding error of a
+ * threshold.
  *
  * Engine thread only (one sampler per thread). */
 #include "engine/sampler.h"

@@ -10,8 +10,9 @@
 #define SMR_LANES 16
 
 /* The helpers below take and return vector types; they are inlined into each clone, so no
- * vector ever crosses a call and gcc's note about the AVX-512 calling convention is moot. */
-#if defined(__GNUC__) && !defined(__clang__)
+ * vector ever crosses a call and the compilers' note about the AVX-512 calling convention is
+ * moot. */
+#if defined(__GNUC__) /* gcc and clang */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
