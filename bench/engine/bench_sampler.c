@@ -1,12 +1,15 @@
 /* bench_sampler: smp_sample over a decode batch of random logits at a real vocabulary size,
  * as the engine calls it once per step: --rows sequences of --vocab logits (Qwen's 151936 by
  * default), each with its own seeded RNG, at --temperature (0 = greedy) and optional --top-p /
- * --top-k. Prints the median milliseconds per call over --runs calls, and per row.
+ * --top-k. Logits are flat (uniform in [-4, 4), as a random-weight model's) or with --peaked 1
+ * shaped like a trained model's: a normal spread of 2 and a few ids 8-14 above it, so the top
+ * handful hold most of the mass. Prints the median milliseconds per call over --runs calls.
  * Usage: bench_sampler [--rows N] [--vocab V] [--temperature T] [--top-p P] [--top-k K]
- *                      [--runs N] */
+ *                      [--peaked 0|1] [--runs N] */
 #include "engine/sampler.h"
 #include "util/rng.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int rows = 32, runs = 20, top_k = 0;
+    int rows = 32, runs = 20, top_k = 0, peaked = 0;
     long vocab = 151936;
     float temperature = 1.0f, top_p = 1.0f;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -42,6 +45,8 @@ int main(int argc, char **argv) {
             top_p = strtof(v, NULL);
         else if (strcmp(a, "--top-k") == 0)
             top_k = atoi(v);
+        else if (strcmp(a, "--peaked") == 0)
+            peaked = atoi(v);
         else if (strcmp(a, "--runs") == 0)
             runs = atoi(v);
         else
@@ -50,7 +55,7 @@ int main(int argc, char **argv) {
     if (argc % 2 == 0 || rows < 1 || rows > MAX_ROWS || runs < 1 || runs > MAX_RUNS || vocab < 2) {
         fprintf(stderr,
                 "usage: bench_sampler [--rows 1..%d] [--vocab V] [--temperature T] "
-                "[--top-p P] [--top-k K] [--runs 1..%d]\n",
+                "[--top-p P] [--top-k K] [--peaked 0|1] [--runs 1..%d]\n",
                 MAX_ROWS, MAX_RUNS);
         return 2;
     }
@@ -68,12 +73,14 @@ int main(int argc, char **argv) {
     struct sampling_params p;
     sp_defaults(&p);
     p.temperature = temperature, p.top_p = top_p, p.top_k = top_k;
-    /* logits like a model's: a spread of a few units, a handful of clear favourites */
-    uint64_t x = 1;
     for (size_t i = 0; i < (size_t)rows * (size_t)vocab; i++) {
-        x = rng_hash(7, 1, i);
-        logits[i] = (float)((double)(x >> 40) / 16777216.0 * 8.0 - 4.0);
-        if (x % 50000 == 0) logits[i] += 10.0f;
+        uint64_t x = rng_hash(7, 1, i), y = rng_hash(7, 2, i);
+        double u1 = ((double)(x >> 11) + 0.5) * 0x1p-53, u2 = (double)(y >> 11) * 0x1p-53;
+        if (peaked) /* Box-Muller: normal with spread 2, and ~8 favourites per row */
+            logits[i] = (float)(2.0 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) +
+                                (y % 20000 == 0 ? 8.0 + (double)(y % 7) : 0.0));
+        else /* flat, with a few spikes */
+            logits[i] = (float)(u1 * 8.0 - 4.0) + (x % 50000 == 0 ? 10.0f : 0.0f);
     }
     for (int r = 0; r < rows; r++) {
         rngs[r].seed = (uint64_t)r + 1;
@@ -90,10 +97,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    printf("sampler: %d rows x %ld logits, temperature %g, top-p %g, top-k %d: median %.3f ms "
+    printf("sampler: %d rows x %ld %s logits, temperature %g, top-p %g, top-k %d: median %.3f ms "
            "per call (%.1f us per row), best %.3f ms; first token %d\n",
-           rows, vocab, (double)temperature, (double)top_p, top_k, t[runs / 2] * 1e3,
-           t[runs / 2] * 1e6 / rows, t[0] * 1e3, outs[0].token);
+           rows, vocab, peaked ? "peaked" : "flat", (double)temperature, (double)top_p, top_k,
+           t[runs / 2] * 1e3, t[runs / 2] * 1e6 / rows, t[0] * 1e3, outs[0].token);
     smp_free(s);
     free(logits), free(seqs), free(outs), free(rngs);
     return 0;
