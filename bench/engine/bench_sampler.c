@@ -2,8 +2,8 @@
  * as the engine calls it once per step: --rows sequences of --vocab logits (Qwen's 151936 by
  * default), each with its own seeded RNG, at --temperature (0 = greedy) and optional --top-p /
  * --top-k. Logits are flat (uniform in [-4, 4), as a random-weight model's) or with --peaked 1
- * shaped like a trained model's: a normal spread of 2 and a few ids 8-14 above it, so the top
- * handful hold most of the mass. Prints the median milliseconds per call over --runs calls.
+ * shaped like a trained model's: a normal spread of 2 and a few ids 14-20 above it, so the top
+ * handful hold nearly all of the mass. Prints the median milliseconds per call over --runs calls.
  * Usage: bench_sampler [--rows N] [--vocab V] [--temperature T] [--top-p P] [--top-k K]
  *                      [--peaked 0|1] [--runs N] */
 #include "engine/sampler.h"
@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
         double u1 = ((double)(x >> 11) + 0.5) * 0x1p-53, u2 = (double)(y >> 11) * 0x1p-53;
         if (peaked) /* Box-Muller: normal with spread 2, and ~8 favourites per row */
             logits[i] = (float)(2.0 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) +
-                                (y % 20000 == 0 ? 8.0 + (double)(y % 7) : 0.0));
+                                (y % 20000 == 0 ? 14.0 + (double)(y % 7) : 0.0));
         else /* flat, with a few spikes */
             logits[i] = (float)(u1 * 8.0 - 4.0) + (x % 50000 == 0 ? 10.0f : 0.0f);
     }

@@ -32,6 +32,7 @@
 #include "engine/sampler_rows.h"
 #include "util/rng.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -328,11 +329,43 @@ static void drop(struct sampler *s, int64_t i) {
     s->w[i] = 0.0f;
 }
 
+/* Largest values top-p looks at first when no top-k came before it: a trained model's next-token
+ * distribution puts nearly all of its mass on fewer ids than this. */
+#define SMP_TOP_P_FEW 64
+
+/* apply_top_p when the nucleus boundary lies among the k largest values (a trained model's
+ * peaked distribution, or a top-k of at most k applied first): the ids below the k-th largest
+ * value go in one pass when their mass stays under the limit (with the histogram's slack), and
+ * only the ids at or above it are sorted. false, having changed nothing, when that mass is too
+ * large (a flat distribution): the histogram then. */
+static bool top_p_few(struct sampler *s, float top_p, int64_t k) {
+    int64_t V = s->vocab;
+    if (V <= 4 * SMR_TOPK_MAX || k < 1 || k > SMR_TOPK_MAX) return false;
+    double lim = (double)(1.0f - top_p) * smr_block_sums(s->w, V, s->bsum);
+    float thr = smr_kth_largest(s->row, V, k, s->topk);
+    if (thr == -INFINITY) thr = -FLT_MAX; /* fewer survivors than that: all the finite ones */
+    double run = smr_mass_below(s->row, s->w, V, thr); /* the mass dropped here */
+    if (!(run <= lim * (1.0 - SMP_TOP_P_SLACK))) return false;
+    smr_drop_below(s->row, s->w, V, thr, false);
+    int64_t n = 0;
+    for (int64_t i = smr_find_at_least(s->row, V, thr, 0); i < V;
+         i = smr_find_at_least(s->row, V, thr, i + 1))
+        s->cand[n++] = (struct cand){order_key(s->row[i]), (int32_t)i};
+    sort_cands(s, n);
+    for (int64_t j = 0; j + 1 < n; j++) {
+        run += s->w[s->cand[j].id];
+        if (run > lim) break;
+        drop(s, s->cand[j].id);
+    }
+    return true;
+}
+
 /* vLLM's rule on the survivors of min_p and top-k: in ascending order (equal values by id),
  * drop while the running probability sum <= 1 - top_p, never the last (largest). Whole buckets
  * far below the limit are dropped from the histogram; only the rest is sorted. The running sum
  * starts from the exact mass already dropped, in id order, then adds candidates ascending. */
-static void apply_top_p(struct sampler *s, float top_p) {
+static void apply_top_p(struct sampler *s, float top_p, int32_t top_k) {
+    if (top_p_few(s, top_p, top_k > 0 && top_k <= SMR_TOPK_MAX ? top_k : SMP_TOP_P_FEW)) return;
     int64_t V = s->vocab;
     memset(s->hist_mass, 0, SMP_HIST_N * sizeof *s->hist_mass);
     double z = 0.0;
@@ -381,7 +414,7 @@ static int prepare_random(struct sampler *s, const struct sampling_params *p, st
                                              : kth_largest(s, p->top_k);
         smr_drop_below(s->row, s->w, V, thr, false);
     }
-    if (p->top_p < 1.0f) apply_top_p(s, p->top_p);
+    if (p->top_p < 1.0f) apply_top_p(s, p->top_p, p->top_k);
     return 0;
 }
 

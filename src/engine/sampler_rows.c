@@ -182,14 +182,19 @@ SMR_CLONES void smr_drop_below(float *row, float *w, int64_t n, float thr, bool 
         if ((by_w ? w[i] : row[i]) < thr) row[i] = -INFINITY, w[i] = 0.0f;
 }
 
-/* Puts v into buf[0..*have) (descending, at most k entries), dropping the smallest when full. */
+/* Puts v into buf[0..*have) (descending, at most k entries), dropping the smallest when full:
+ * a binary search for its place (after the values >= v), then one move of the rest. */
 static void smr_topk_insert(float *buf, int64_t *have, int64_t k, float v) {
-    int64_t j = *have < k ? (*have)++ : k - 1;
-    while (j > 0 && buf[j - 1] < v) {
-        buf[j] = buf[j - 1];
-        j--;
+    int64_t end = *have < k ? (*have)++ : k - 1, lo = 0, hi = end;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (buf[mid] >= v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    buf[j] = v;
+    memmove(buf + lo + 1, buf + lo, (size_t)(end - lo) * sizeof *buf);
+    buf[lo] = v;
 }
 
 SMR_CLONES float smr_kth_largest(const float *row, int64_t n, int64_t k, float *buf) {
@@ -206,4 +211,29 @@ SMR_CLONES float smr_kth_largest(const float *row, int64_t n, int64_t k, float *
     for (; i < n; i++)
         if (row[i] > buf[k - 1]) smr_topk_insert(buf, &have, k, row[i]);
     return buf[k - 1];
+}
+
+SMR_CLONES double smr_mass_below(const float *row, const float *w, int64_t n, float thr) {
+    smr_vd acc = {0};
+    smr_vf tv = smr_splat(thr), zero = smr_splat(0.0f);
+    int64_t i = 0;
+    for (; i + SMR_LANES <= n; i += SMR_LANES)
+        acc += __builtin_convertvector(smr_select(smr_load(row + i) < tv, smr_load(w + i), zero),
+                                       smr_vd);
+    double z = 0.0;
+    for (int j = 0; j < SMR_LANES; j++) z += acc[j];
+    for (; i < n; i++)
+        if (row[i] < thr) z += (double)w[i];
+    return z;
+}
+
+SMR_CLONES int64_t smr_find_at_least(const float *row, int64_t n, float thr, int64_t from) {
+    int64_t i = from;
+    for (; i < n && i % SMR_LANES; i++)
+        if (row[i] >= thr) return i;
+    for (; i + SMR_LANES <= n; i += SMR_LANES)
+        if (smr_any(smr_load(row + i) >= smr_splat(thr))) break;
+    for (; i < n; i++)
+        if (row[i] >= thr) return i;
+    return n;
 }

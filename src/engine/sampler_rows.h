@@ -34,6 +34,10 @@ void smr_drop_below(float *row, float *w, int64_t n, float thr, bool by_w);
  * almost every entry. buf holds SMR_TOPK_MAX floats of scratch. */
 #define SMR_TOPK_MAX 256
 float smr_kth_largest(const float *row, int64_t n, int64_t k, float *buf);
+/* The sum of w[i] over the entries with row[i] < thr. */
+double smr_mass_below(const float *row, const float *w, int64_t n, float thr);
+/* The first index i >= from with row[i] >= thr, or n. */
+int64_t smr_find_at_least(const float *row, int64_t n, float thr, int64_t from);
 /* bsum[b] = sum of w over block b of SMR_BLOCK entries ((n + SMR_BLOCK - 1) / SMR_BLOCK of
  * them, the last partial); returns their sum. */
 double smr_block_sums(const float *w, int64_t n, double *bsum);
