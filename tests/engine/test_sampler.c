@@ -316,6 +316,53 @@ static void test_full_vocab(void) {
     smp_free(s);
 }
 
+/* Top-p's path for a peaked row (the nucleus among the few largest values): 100 ids tied at
+ * exactly 20, five at 22, a flat tail far below; with and without a top-k first, and a top-k
+ * larger than the survivors of min_p would leave. Masks against the whole-row sort. */
+static void test_top_p_peaked(void) {
+    struct sampler *s = new_sampler(1, V_BIG);
+    if (!s) return;
+    float *x = malloc(V_BIG * sizeof *x);
+    double *probs = malloc(V_BIG * sizeof *probs);
+    uint8_t *keep = malloc(V_BIG);
+    struct rng g;
+    rng_init(&g, 99);
+    for (int64_t i = 0; i < V_BIG; i++) x[i] = rng_unit(&g);
+    for (int i = 0; i < 100; i++) x[(i * 1511 + 7) % V_BIG] = 20.0f;
+    for (int i = 0; i < 5; i++) x[(i * 30011 + 3) % V_BIG] = 22.0f;
+    struct sampling_params p = base_params();
+    struct smp_seq q = seq_of(&p, NULL);
+    const struct {
+        float t;
+        int32_t k;
+        float top_p;
+    } cases[] = {{1.0f, 0, 0.5f},   {1.0f, 0, 0.9f},  {1.0f, 0, 0.99f}, {0.7f, 30, 0.6f},
+                 {1.0f, 200, 0.5f}, {2.0f, 0, 0.95f}, {1.0f, 3, 0.3f}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        p.temperature = cases[c].t, p.top_k = cases[c].k, p.top_p = cases[c].top_p;
+        T_EQ(dist(s, x, &q, probs), 0);
+        reference_mask(x, V_BIG, cases[c].t, cases[c].k, cases[c].top_p, keep);
+        int64_t wrong = 0, kept = 0;
+        for (int64_t i = 0; i < V_BIG; i++) {
+            wrong += (probs[i] > 0.0) != (keep[i] != 0);
+            kept += keep[i];
+        }
+        T_CHECK_(wrong == 0, "case %zu: %lld ids masked differently (reference keeps %lld)", c,
+                 (long long)wrong, (long long)kept);
+    }
+    /* min_p 0.5 leaves only the five at 22 (the ids at 20 have e^-2 of their weight), fewer
+     * finite ids than top-p first looks at. */
+    p.temperature = 1.0f, p.top_k = 0, p.min_p = 0.5f, p.top_p = 0.5f;
+    T_EQ(dist(s, x, &q, probs), 0);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < V_BIG; i++) kept += probs[i] > 0.0;
+    T_EQ(kept, 3); /* five equal survivors: ascending sums 0.2, 0.4 drop two, 0.6 stops */
+    free(x);
+    free(probs);
+    free(keep);
+    smp_free(s);
+}
+
 /* Chi-square of counts against probabilities over n cells. */
 static double chi2(const int *count, const double *pr, int n, int draws) {
     double c = 0.0;
@@ -813,6 +860,7 @@ int main(void) {
     T_RUN(test_top_p);
     T_RUN(test_min_p_and_combined);
     T_RUN(test_full_vocab);
+    T_RUN(test_top_p_peaked);
     T_RUN(test_temperature_statistics);
     T_RUN(test_penalties);
     T_RUN(test_logit_bias);
