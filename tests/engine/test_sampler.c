@@ -262,6 +262,31 @@ static void reference_mask(const float *x, int64_t n, float t, int32_t k, float 
     free(w);
 }
 
+struct mask_case {
+    float t;
+    int32_t k;
+    float top_p;
+};
+
+/* Each case's mask from the sampler (ids with mass) against reference_mask's whole-row sort. */
+static void check_masks(struct sampler *s, const float *x, const struct mask_case *cases,
+                        size_t n_cases, double *probs, uint8_t *keep) {
+    struct sampling_params p = base_params();
+    struct smp_seq q = seq_of(&p, NULL);
+    for (size_t c = 0; c < n_cases; c++) {
+        p.temperature = cases[c].t, p.top_k = cases[c].k, p.top_p = cases[c].top_p;
+        T_EQ(dist(s, x, &q, probs), 0);
+        reference_mask(x, V_BIG, cases[c].t, cases[c].k, cases[c].top_p, keep);
+        int64_t wrong = 0, kept = 0;
+        for (int64_t i = 0; i < V_BIG; i++) {
+            wrong += (probs[i] > 0.0) != (keep[i] != 0);
+            kept += keep[i];
+        }
+        T_CHECK_(wrong == 0, "case %zu: %lld ids masked differently (reference keeps %lld)", c,
+                 (long long)wrong, (long long)kept);
+    }
+}
+
 static void test_full_vocab(void) {
     struct sampler *s = new_sampler(2, V_BIG);
     if (!s) return;
@@ -274,28 +299,12 @@ static void test_full_vocab(void) {
     for (int64_t i = 0; i < V_BIG; i++) x[i] = 6.0f * rng_unit(&g);
     for (int i = 0; i < 300; i++) x[rng_below(&g, V_BIG)] = 12.0f + 4.0f * rng_unit(&g);
     for (int i = 0; i < 20; i++) x[rng_below(&g, V_BIG)] = 14.0f;
+    const struct mask_case cases[] = {{1.0f, 50, 1.0f}, {0.7f, 0, 0.9f},     {1.3f, 0, 0.95f},
+                                      {0.8f, 40, 0.8f}, {2.0f, 5000, 0.99f}, {1.0f, 1, 1.0f},
+                                      {0.5f, 0, 0.3f}};
+    check_masks(s, x, cases, sizeof cases / sizeof cases[0], probs, keep);
     struct sampling_params p = base_params();
     struct smp_seq q = seq_of(&p, NULL);
-    const struct {
-        float t;
-        int32_t k;
-        float top_p;
-    } cases[] = {{1.0f, 50, 1.0f},    {0.7f, 0, 0.9f}, {1.3f, 0, 0.95f}, {0.8f, 40, 0.8f},
-                 {2.0f, 5000, 0.99f}, {1.0f, 1, 1.0f}, {0.5f, 0, 0.3f}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        p.temperature = cases[c].t;
-        p.top_k = cases[c].k;
-        p.top_p = cases[c].top_p;
-        T_EQ(dist(s, x, &q, probs), 0);
-        reference_mask(x, V_BIG, cases[c].t, cases[c].k, cases[c].top_p, keep);
-        int64_t wrong = 0, kept = 0;
-        for (int64_t i = 0; i < V_BIG; i++) {
-            wrong += (probs[i] > 0.0) != (keep[i] != 0);
-            kept += keep[i];
-        }
-        T_CHECK_(wrong == 0, "case %zu: %lld ids masked differently (reference keeps %lld)", c,
-                 (long long)wrong, (long long)kept);
-    }
     /* Padding rows past the tokenizer (151665..) are sampled like any other id. */
     x[152000] = 40.0f;
     p.temperature = 0.0f;
@@ -317,8 +326,8 @@ static void test_full_vocab(void) {
 }
 
 /* Top-p's path for a peaked row (the nucleus among the few largest values): 100 ids tied at
- * exactly 20, five at 22, a flat tail far below; with and without a top-k first, and a top-k
- * larger than the survivors of min_p would leave. Masks against the whole-row sort. */
+ * exactly 20, five at 22, a flat tail far below; with and without a top-k first (masks against
+ * the whole-row sort), and after a min_p that leaves fewer ids than top-p first looks at. */
 static void test_top_p_peaked(void) {
     struct sampler *s = new_sampler(1, V_BIG);
     if (!s) return;
@@ -330,26 +339,12 @@ static void test_top_p_peaked(void) {
     for (int64_t i = 0; i < V_BIG; i++) x[i] = rng_unit(&g);
     for (int i = 0; i < 100; i++) x[(i * 1511 + 7) % V_BIG] = 20.0f;
     for (int i = 0; i < 5; i++) x[(i * 30011 + 3) % V_BIG] = 22.0f;
+    const struct mask_case cases[] = {{1.0f, 0, 0.5f},  {1.0f, 0, 0.9f},   {1.0f, 0, 0.99f},
+                                      {0.7f, 30, 0.6f}, {1.0f, 200, 0.5f}, {2.0f, 0, 0.95f},
+                                      {1.0f, 3, 0.3f}};
+    check_masks(s, x, cases, sizeof cases / sizeof cases[0], probs, keep);
     struct sampling_params p = base_params();
     struct smp_seq q = seq_of(&p, NULL);
-    const struct {
-        float t;
-        int32_t k;
-        float top_p;
-    } cases[] = {{1.0f, 0, 0.5f},   {1.0f, 0, 0.9f},  {1.0f, 0, 0.99f}, {0.7f, 30, 0.6f},
-                 {1.0f, 200, 0.5f}, {2.0f, 0, 0.95f}, {1.0f, 3, 0.3f}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        p.temperature = cases[c].t, p.top_k = cases[c].k, p.top_p = cases[c].top_p;
-        T_EQ(dist(s, x, &q, probs), 0);
-        reference_mask(x, V_BIG, cases[c].t, cases[c].k, cases[c].top_p, keep);
-        int64_t wrong = 0, kept = 0;
-        for (int64_t i = 0; i < V_BIG; i++) {
-            wrong += (probs[i] > 0.0) != (keep[i] != 0);
-            kept += keep[i];
-        }
-        T_CHECK_(wrong == 0, "case %zu: %lld ids masked differently (reference keeps %lld)", c,
-                 (long long)wrong, (long long)kept);
-    }
     /* min_p 0.5 leaves only the five at 22 (the ids at 20 have e^-2 of their weight), fewer
      * finite ids than top-p first looks at. */
     p.temperature = 1.0f, p.top_k = 0, p.min_p = 0.5f, p.top_p = 0.5f;
