@@ -26,10 +26,11 @@ enum file_map_mode {
     /* A private read-only mapping: pages come from the page cache on first touch, shared
      * with every process that maps the file, in 4 KB pages. */
     FILE_MAP_MMAP,
-    /* Read into private anonymous memory aligned to 2 MB and advised as transparent huge
-     * pages (where the kernel has them, else 4 KB pages), then made read-only. Streaming
-     * weights through 2 MB pages costs far fewer TLB misses (docs/BENCHMARKS.md); the
-     * price is reading the whole file up front and memory private to the process. */
+    /* Read (in parts, on up to 4 threads) into private anonymous memory aligned to 2 MB and
+     * advised as transparent huge pages (where the kernel has them, else 4 KB pages), then
+     * made read-only. Streaming weights through 2 MB pages costs far fewer TLB misses
+     * (docs/BENCHMARKS.md); the price is reading the whole file up front and memory private
+     * to the process. A file larger than MemAvailable is refused (VELA_ENOMEM). */
     FILE_MAP_READ,
 };
 int file_map_open(struct file_map *m, const char *path, struct err *e); /* FILE_MAP_MMAP */
