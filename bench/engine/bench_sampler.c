@@ -5,7 +5,8 @@
  * shaped like a trained model's: a normal spread of 2 and a few ids 14-20 above it, so the top
  * handful hold nearly all of the mass. Prints the median milliseconds per call over --runs calls.
  * Usage: bench_sampler [--rows N] [--vocab V] [--temperature T] [--top-p P] [--top-k K]
- *                      [--peaked 0|1] [--runs N] */
+ *                      [--peaked 0|1] [--logprobs N] [--runs N]
+ * --logprobs N also asks for the chosen token's logprob and rank and the N most likely. */
 #include "engine/sampler.h"
 #include "util/rng.h"
 
@@ -30,7 +31,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int rows = 32, runs = 20, top_k = 0, peaked = 0;
+    int rows = 32, runs = 20, top_k = 0, peaked = 0, logprobs = -1;
     long vocab = 151936;
     float temperature = 1.0f, top_p = 1.0f;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -45,6 +46,8 @@ int main(int argc, char **argv) {
             top_p = strtof(v, NULL);
         else if (strcmp(a, "--top-k") == 0)
             top_k = atoi(v);
+        else if (strcmp(a, "--logprobs") == 0)
+            logprobs = atoi(v);
         else if (strcmp(a, "--peaked") == 0)
             peaked = atoi(v);
         else if (strcmp(a, "--runs") == 0)
@@ -55,7 +58,7 @@ int main(int argc, char **argv) {
     if (argc % 2 == 0 || rows < 1 || rows > MAX_ROWS || runs < 1 || runs > MAX_RUNS || vocab < 2) {
         fprintf(stderr,
                 "usage: bench_sampler [--rows 1..%d] [--vocab V] [--temperature T] "
-                "[--top-p P] [--top-k K] [--peaked 0|1] [--runs 1..%d]\n",
+                "[--top-p P] [--top-k K] [--peaked 0|1] [--logprobs N] [--runs 1..%d]\n",
                 MAX_ROWS, MAX_RUNS);
         return 2;
     }
@@ -72,7 +75,7 @@ int main(int argc, char **argv) {
     }
     struct sampling_params p;
     sp_defaults(&p);
-    p.temperature = temperature, p.top_p = top_p, p.top_k = top_k;
+    p.temperature = temperature, p.top_p = top_p, p.top_k = top_k, p.logprobs = logprobs;
     for (size_t i = 0; i < (size_t)rows * (size_t)vocab; i++) {
         uint64_t x = rng_hash(7, 1, i), y = rng_hash(7, 2, i);
         double u1 = ((double)(x >> 11) + 0.5) * 0x1p-53, u2 = (double)(y >> 11) * 0x1p-53;

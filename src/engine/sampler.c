@@ -174,16 +174,17 @@ static int load_row(struct sampler *s, const float *x, struct err *e) {
  * an id enters only when strictly above the current last, so equal logits keep the lower id
  * first). Returns the log-sum-exp. */
 static double raw_top(const float *x, int64_t V, int32_t n, struct smp_out *o) {
-    float m = x[0];
-    for (int64_t i = 1; i < V; i++)
-        if (x[i] > m) m = x[i];
-    double sum = 0.0;
-    for (int64_t i = 0; i < V; i++) sum += expf(x[i] - m); /* float terms, double sum */
-    double lse = (double)m + log(sum);
+    float m = smr_max(x, V);
+    double lse = (double)m + log(smr_exp_sum(x, m, V)); /* float terms, double sum */
 
     int32_t have = 0;
     for (int64_t i = 0; i < V && n > 0; i++) {
-        if (have == n && !(x[i] > x[o->top_ids[have - 1]])) continue;
+        if (have == n) { /* the next id strictly above the current last: x >= nextafter(last) */
+            float last = x[o->top_ids[have - 1]];
+            if (!(last < INFINITY)) break; /* nothing is above +inf (or a NaN) */
+            i = smr_find_at_least(x, V, nextafterf(last, INFINITY), i);
+            if (i >= V) break;
+        }
         int32_t j = have < n ? have++ : n - 1;
         while (j > 0 && x[i] > x[o->top_ids[j - 1]]) {
             o->top_ids[j] = o->top_ids[j - 1];
@@ -200,9 +201,7 @@ void smp_logprobs_of(const float *x, int64_t V, int32_t token, int32_t k, struct
     struct smp_out t;
     double lse = raw_top(x, V, k, &t);
     o->logprob = (float)((double)x[token] - lse);
-    int32_t rank = 0;
-    for (int64_t i = 0; i < V; i++) rank += x[i] >= x[token];
-    o->rank = rank;
+    o->rank = (int32_t)smr_count_at_least(x, V, x[token]);
     o->n_top = t.n_top;
     for (int32_t j = 0; j < VELA_SP_MAX_LOGPROBS; j++) {
         o->top_ids[j] = j < t.n_top ? t.top_ids[j] : -1;
@@ -478,9 +477,7 @@ static int sample_one(struct sampler *s, const float *x, const struct smp_seq *q
     if (p->logprobs >= 0) {
         double lse = raw_top(x, V, p->logprobs, o);
         o->logprob = (float)((double)x[tok] - lse);
-        int32_t rank = 0;
-        for (int64_t i = 0; i < V; i++) rank += x[i] >= x[tok];
-        o->rank = rank;
+        o->rank = (int32_t)smr_count_at_least(x, V, x[tok]);
     }
     o->token = tok;
     return 0;

@@ -100,7 +100,7 @@ SMR_CLONES float smr_div_max(float *row, int64_t n, float t) {
     return best;
 }
 
-SMR_CLONES int64_t smr_argmax(const float *row, int64_t n) {
+SMR_CLONES float smr_max(const float *row, int64_t n) {
     smr_vf m = smr_splat(-INFINITY);
     int64_t i = 0;
     for (; i + SMR_LANES <= n; i += SMR_LANES) {
@@ -108,7 +108,23 @@ SMR_CLONES int64_t smr_argmax(const float *row, int64_t n) {
         m = smr_select(v > m, v, m);
     }
     float best = smr_hmax(m, -INFINITY);
-    for (int64_t k = i; k < n; k++) best = row[k] > best ? row[k] : best;
+    for (; i < n; i++) best = row[i] > best ? row[i] : best;
+    return best;
+}
+
+SMR_CLONES int64_t smr_count_at_least(const float *row, int64_t n, float v) {
+    smr_vi count = {0};
+    smr_vf vv = smr_splat(v);
+    int64_t i = 0, total = 0;
+    for (; i + SMR_LANES <= n; i += SMR_LANES) count -= smr_load(row + i) >= vv; /* -1 per hit */
+    for (int j = 0; j < SMR_LANES; j++) total += count[j];
+    for (; i < n; i++) total += row[i] >= v;
+    return total;
+}
+
+SMR_CLONES int64_t smr_argmax(const float *row, int64_t n) {
+    int64_t i;
+    float best = smr_max(row, n);
     if (best == -INFINITY) return -1;
     /* the first block holding the maximum, then its first entry equal to it */
     smr_vf bv = smr_splat(best);
@@ -151,6 +167,23 @@ SMR_CLONES void smr_exp_row(const float *row, float m, float *w, int64_t n) {
         smr_store(out, smr_exp(smr_load(in)));
         for (int j = 0; i + j < n; j++) w[i + j] = out[j];
     }
+}
+
+SMR_CLONES double smr_exp_sum(const float *row, float m, int64_t n) {
+    smr_vd acc = {0};
+    smr_vf mv = smr_splat(m);
+    int64_t i = 0;
+    for (; i + SMR_LANES <= n; i += SMR_LANES)
+        acc += __builtin_convertvector(smr_exp(smr_load(row + i) - mv), smr_vd);
+    double z = 0.0;
+    for (int j = 0; j < SMR_LANES; j++) z += acc[j];
+    if (i < n) { /* the tail through one padded vector (exp(-inf) = 0) */
+        float in[SMR_LANES];
+        for (int j = 0; j < SMR_LANES; j++) in[j] = i + j < n ? row[i + j] - m : -INFINITY;
+        smr_vf t = smr_exp(smr_load(in));
+        for (int j = 0; j < SMR_LANES; j++) z += (double)t[j];
+    }
+    return z;
 }
 
 SMR_CLONES double smr_block_sums(const float *w, int64_t n, double *bsum) {

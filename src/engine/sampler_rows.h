@@ -23,6 +23,12 @@ bool smr_copy_finite(float *dst, const float *src, int64_t n);
 /* row[i] /= t (a division, as vLLM's logits.div_), returning the largest result (-inf when
  * every entry is -inf). */
 float smr_div_max(float *row, int64_t n, float t);
+/* The largest value (n >= 1). */
+float smr_max(const float *row, int64_t n);
+/* The sum of exp(row[i] - m) in double (row[i] <= m), the exponentials as smr_exp_row's. */
+double smr_exp_sum(const float *row, float m, int64_t n);
+/* How many entries are >= v. */
+int64_t smr_count_at_least(const float *row, int64_t n, float v);
 /* The lowest index holding the largest value; -1 when every entry is -inf (n >= 1). */
 int64_t smr_argmax(const float *row, int64_t n);
 /* w[i] = exp(row[i] - m) (row[i] <= m; -inf gives 0). */

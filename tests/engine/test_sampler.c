@@ -358,6 +358,53 @@ static void test_top_p_peaked(void) {
     smp_free(s);
 }
 
+/* Raw logprobs over a full vocabulary (the vector passes): the 20 most likely ids, ties in id
+ * order, their logprobs, and the chosen id's logprob and rank, against plain loops. */
+static void test_logprobs_full_vocab(void) {
+    struct sampler *s = new_sampler(1, V_BIG);
+    float *x = malloc(V_BIG * sizeof *x);
+    if (!s || !x) {
+        smp_free(s);
+        free(x);
+        return;
+    }
+    struct rng g;
+    rng_init(&g, 5);
+    for (int64_t i = 0; i < V_BIG; i++) x[i] = (float)rng_below(&g, 4000) / 256.0f; /* ties */
+    for (int i = 0; i < 12; i++) x[(i * 12007 + 5) % V_BIG] = 16.0f; /* tied on top */
+    struct sampling_params p = base_params();
+    p.temperature = 0.0f;
+    p.logprobs = 20;
+    struct smp_seq q = seq_of(&p, NULL);
+    struct smp_out o;
+    struct err e = {0};
+    T_RC(smp_sample(s, x, 1, &q, &o, &e), &e);
+    double m = -INFINITY, z = 0.0;
+    for (int64_t i = 0; i < V_BIG; i++) m = x[i] > m ? x[i] : m;
+    for (int64_t i = 0; i < V_BIG; i++) z += exp((double)x[i] - m);
+    double lse = m + log(z);
+    int32_t rank = 0;
+    for (int64_t i = 0; i < V_BIG; i++) rank += x[i] >= x[o.token];
+    T_EQ(o.rank, rank);
+    T_NEAR(o.logprob, x[o.token] - lse, 1e-5);
+    T_EQ(o.n_top, 20);
+    /* the expected list: by value descending, then id ascending */
+    int32_t want[20];
+    int have = 0;
+    for (int64_t i = 0; i < V_BIG; i++) {
+        if (have == 20 && !(x[i] > x[want[19]])) continue;
+        int j = have < 20 ? have++ : 19;
+        while (j > 0 && x[i] > x[want[j - 1]]) want[j] = want[j - 1], j--;
+        want[j] = (int32_t)i;
+    }
+    for (int j = 0; j < 20; j++) {
+        T_EQ(o.top_ids[j], want[j]);
+        T_NEAR(o.top_logprobs[j], x[want[j]] - lse, 1e-5);
+    }
+    free(x);
+    smp_free(s);
+}
+
 /* Chi-square of counts against probabilities over n cells. */
 static double chi2(const int *count, const double *pr, int n, int draws) {
     double c = 0.0;
@@ -856,6 +903,7 @@ int main(void) {
     T_RUN(test_min_p_and_combined);
     T_RUN(test_full_vocab);
     T_RUN(test_top_p_peaked);
+    T_RUN(test_logprobs_full_vocab);
     T_RUN(test_temperature_statistics);
     T_RUN(test_penalties);
     T_RUN(test_logit_bias);
