@@ -328,6 +328,18 @@ static void drop(struct sampler *s, int64_t i) {
     s->w[i] = 0.0f;
 }
 
+/* Top-p's last step on the n candidates in s->cand: sorted ascending (equal values by id), each
+ * but the largest goes while the running mass, from `run` (what was dropped before), stays
+ * <= lim. */
+static void drop_ascending(struct sampler *s, int64_t n, double run, double lim) {
+    sort_cands(s, n);
+    for (int64_t j = 0; j + 1 < n; j++) {
+        run += s->w[s->cand[j].id];
+        if (run > lim) break;
+        drop(s, s->cand[j].id);
+    }
+}
+
 /* Largest values top-p looks at first when no top-k came before it: a trained model's next-token
  * distribution puts nearly all of its mass on fewer ids than this. */
 #define SMP_TOP_P_FEW 64
@@ -350,12 +362,7 @@ static bool top_p_few(struct sampler *s, float top_p, int64_t k) {
     for (int64_t i = smr_find_at_least(s->row, V, thr, 0); i < V;
          i = smr_find_at_least(s->row, V, thr, i + 1))
         s->cand[n++] = (struct cand){order_key(s->row[i]), (int32_t)i};
-    sort_cands(s, n);
-    for (int64_t j = 0; j + 1 < n; j++) {
-        run += s->w[s->cand[j].id];
-        if (run > lim) break;
-        drop(s, s->cand[j].id);
-    }
+    drop_ascending(s, n, run, lim);
     return true;
 }
 
@@ -390,12 +397,7 @@ static void apply_top_p(struct sampler *s, float top_p, int32_t top_k) {
             drop(s, i);
         }
     }
-    sort_cands(s, n);
-    for (int64_t j = 0; j + 1 < n; j++) {
-        run += s->w[s->cand[j].id];
-        if (run > lim) break;
-        drop(s, s->cand[j].id);
-    }
+    drop_ascending(s, n, run, lim);
 }
 
 /* Steps 6-9 on s->row: fills s->w. Fails only when no id is left or the scaled logits

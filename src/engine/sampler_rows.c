@@ -157,15 +157,22 @@ static inline __attribute__((always_inline)) smr_vf smr_exp(smr_vf x) {
     return smr_select(under, smr_splat(0.0f), p * scale);
 }
 
+/* exp(row[i] - m) for the tail [i, n) (fewer than SMR_LANES entries) through one vector
+ * padded with -inf, whose lanes come out 0. */
+static inline __attribute__((always_inline)) smr_vf smr_exp_tail(const float *row, float m,
+                                                                 int64_t i, int64_t n) {
+    float in[SMR_LANES];
+    for (int j = 0; j < SMR_LANES; j++) in[j] = i + j < n ? row[i + j] - m : -INFINITY;
+    return smr_exp(smr_load(in));
+}
+
 SMR_CLONES void smr_exp_row(const float *row, float m, float *w, int64_t n) {
     smr_vf mv = smr_splat(m);
     int64_t i = 0;
     for (; i + SMR_LANES <= n; i += SMR_LANES) smr_store(w + i, smr_exp(smr_load(row + i) - mv));
-    if (i < n) { /* the tail through one padded vector */
-        float in[SMR_LANES], out[SMR_LANES];
-        for (int j = 0; j < SMR_LANES; j++) in[j] = i + j < n ? row[i + j] - m : -INFINITY;
-        smr_store(out, smr_exp(smr_load(in)));
-        for (int j = 0; i + j < n; j++) w[i + j] = out[j];
+    if (i < n) {
+        smr_vf t = smr_exp_tail(row, m, i, n);
+        for (int j = 0; i + j < n; j++) w[i + j] = t[j];
     }
 }
 
@@ -177,10 +184,8 @@ SMR_CLONES double smr_exp_sum(const float *row, float m, int64_t n) {
         acc += __builtin_convertvector(smr_exp(smr_load(row + i) - mv), smr_vd);
     double z = 0.0;
     for (int j = 0; j < SMR_LANES; j++) z += acc[j];
-    if (i < n) { /* the tail through one padded vector (exp(-inf) = 0) */
-        float in[SMR_LANES];
-        for (int j = 0; j < SMR_LANES; j++) in[j] = i + j < n ? row[i + j] - m : -INFINITY;
-        smr_vf t = smr_exp(smr_load(in));
+    if (i < n) {
+        smr_vf t = smr_exp_tail(row, m, i, n);
         for (int j = 0; j < SMR_LANES; j++) z += (double)t[j];
     }
     return z;
