@@ -10,8 +10,8 @@
  * avx512 path and as running the Linear layer in BF16. The bias is added in FP32 by the
  * epilogue (CUBLASLT_EPILOGUE_BIAS, its dtype given explicitly) before the one rounding of a
  * BF16 y; if no algorithm takes that epilogue for these shapes (or the bias vector is not
- * 16-byte aligned), the GEMM runs plain and a kernel adds the bias (one extra rounding for
- * BF16 y).
+ * 16-byte aligned, or its dtype is not y's), the GEMM runs plain and a kernel adds the bias
+ * (one extra rounding for BF16 y).
  * The heuristic is told each pointer's real alignment, so column views at odd offsets never
  * get an algorithm that assumes 16-byte alignment.
  * Invariants: nothing is allocated (descriptors are host objects made and destroyed per
@@ -106,7 +106,10 @@ static int gemm_run(struct be_cuda *c, const struct gemm *g, bool *no_algo, stru
     cublasLtMatmulHeuristicResult_t res;
     int n_res = 0;
     st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &res, &n_res);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0)) {
+    /* With a bias epilogue cuBLASLt 13 answers INVALID_VALUE (not NOT_SUPPORTED) for bias/D
+     * dtype pairs it lacks: that too means "take the fallback". */
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0) ||
+        (st == CUBLAS_STATUS_INVALID_VALUE && g->bias)) {
         *no_algo = true;
         goto done;
     }
@@ -141,7 +144,9 @@ done:
 static int gemm_bias(struct be_cuda *c, struct gemm *g, const struct tensor *bias, struct err *e) {
     bool no_algo = false;
     int rc = 0;
-    if (g->bias && align_of(g->bias) < 16) g->bias = NULL; /* epilogue wants aligned vectors */
+    /* The epilogue wants an aligned bias vector of D's dtype (on an H100, cuBLASLt 13 refuses
+     * an F32 bias with BF16 D and a BF16 bias with F32 D). */
+    if (g->bias && (align_of(g->bias) < 16 || g->bias_dt != g->y_dt)) g->bias = NULL;
     if (g->bias) rc = gemm_run(c, g, &no_algo, e);
     if (rc != 0) return rc;
     if (!g->bias || no_algo) {
