@@ -12,6 +12,7 @@
  * `vela bench` dispatches its subcommands here (throughput is the only one so far).
  * Main thread; the engine runs on its own thread. */
 #include "backend/cpu/backend_cpu.h"
+#include "backend/device.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
@@ -25,14 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct tp_args {
     const char *model;
     int64_t input_len, output_len, num_prompts, max_num_seqs, max_batched, prefix_len;
     int64_t max_model_len, kv_bytes, threads, seed;
-    double mem_fraction;
+    double mem_fraction, gpu_fraction;
     enum be_dtype kv_dtype;
-    bool no_prefix_caching, no_mmap;
+    enum be_device_kind device;
+    bool no_prefix_caching, no_mmap, dummy;
 };
 
 static const char USAGE[] =
@@ -40,17 +43,21 @@ static const char USAGE[] =
     "         [--max-num-seqs N] [--max-num-batched-tokens N] [--prefix-len N]\n"
     "         [--max-model-len N] [--kv-cache-memory BYTES] [--cpu-memory-utilization F]\n"
     "         [--kv-cache-dtype bf16|f32] [--threads N] [--seed N] [--no-enable-prefix-caching]\n"
-    "         [--no-mmap]\n"
+    "         [--no-mmap] [--device auto|cpu|cuda] [--gpu-memory-utilization F]\n"
+    "         [--load-format auto|safetensors|dummy]\n"
     "Random-token prompts through the engine (ignore_eos); prints requests/s and tokens/s.\n"
-    "--no-mmap reads the weights into memory backed by 2 MB pages instead of mapping them.\n";
+    "--no-mmap reads the weights into memory backed by 2 MB pages instead of mapping them.\n"
+    "--load-format dummy generates weights of the config's shapes (DIR needs config.json only).\n"
+    "--device auto is cuda when this build has it and a GPU is present, else cpu.\n";
 
 static int parse_flag(struct tp_args *a, int argc, char **argv, int *i) {
     static const char *const vf[] = {
-        "--model",         "--input-len",     "--output-len",
-        "--num-prompts",   "--max-num-seqs",  "--max-num-batched-tokens",
-        "--prefix-len",    "--max-model-len", "--kv-cache-memory",
-        "--threads",       "--seed",          "--cpu-memory-utilization",
-        "--kv-cache-dtype"};
+        "--model",          "--input-len",     "--output-len",
+        "--num-prompts",    "--max-num-seqs",  "--max-num-batched-tokens",
+        "--prefix-len",     "--max-model-len", "--kv-cache-memory",
+        "--threads",        "--seed",          "--cpu-memory-utilization",
+        "--kv-cache-dtype", "--device",        "--gpu-memory-utilization",
+        "--load-format"};
     int64_t *ints[] = {NULL,
                        &a->input_len,
                        &a->output_len,
@@ -75,6 +82,22 @@ static int parse_flag(struct tp_args *a, int argc, char **argv, int *i) {
             return 0;
         }
         if (f == 11) return args_double(vf[f], v, 0.01, 1.0, &a->mem_fraction);
+        if (f == 13) {
+            struct err e = {0};
+            if (be_device_parse(v, &a->device, &e) == 0) return 0;
+            fprintf(stderr, "error: %s\n", e.msg);
+            return -1;
+        }
+        if (f == 14) return args_double(vf[f], v, 0.01, 1.0, &a->gpu_fraction);
+        if (f == 15) {
+            if (strcmp(v, "dummy") == 0 || strcmp(v, "auto") == 0 ||
+                strcmp(v, "safetensors") == 0) {
+                a->dummy = strcmp(v, "dummy") == 0;
+                return 0;
+            }
+            fprintf(stderr, "error: --load-format %s: expected auto, safetensors or dummy\n", v);
+            return -1;
+        }
         if (f == 12) {
             if (strcmp(v, "bf16") == 0 || strcmp(v, "auto") == 0) {
                 a->kv_dtype = BE_BF16;
@@ -105,6 +128,7 @@ static int parse_args(struct tp_args *a, int argc, char **argv) {
                           .max_batched = 8192,
                           .threads = 2,
                           .mem_fraction = 0.5,
+                          .gpu_fraction = 0.9,
                           .kv_dtype = BE_BF16};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -144,10 +168,20 @@ static int plan_cache(const struct tp_args *a, const struct lm_files *f, struct 
                             .kv_cache_bytes = (size_t)a->kv_bytes,
                             .mem_fraction = a->mem_fraction,
                             .weights_bytes = (size_t)weights_params_lm(f->w) * 2};
-    int rc = a->kv_bytes ? 0 : kv_mem_available(&in.total_bytes, e);
-    /* Weights read into memory (--no-mmap) have already left MemAvailable, while mapped ones
-     * are still in it as page cache: count them in the total either way, as kv_plan expects. */
-    if (rc == 0 && !a->kv_bytes && a->no_mmap) in.total_bytes += in.weights_bytes;
+    int rc = 0;
+    if (be_device_resolve(a->device) == BE_DEVICE_CUDA) {
+        /* The GPU's memory: what is already taken (the CUDA context, the backend's scratch)
+         * is counted with the weights, which lm_new will copy there. */
+        size_t free_b = 0;
+        in.mem_fraction = a->gpu_fraction;
+        rc = a->kv_bytes ? 0 : be_device_mem_info(a->device, &free_b, &in.total_bytes, e);
+        if (rc == 0 && !a->kv_bytes) in.weights_bytes += in.total_bytes - free_b;
+    } else {
+        rc = a->kv_bytes ? 0 : kv_mem_available(&in.total_bytes, e);
+        /* Weights read into memory (--no-mmap, dummy) have already left MemAvailable, while
+         * mapped ones are still in it as page cache: count them in the total either way. */
+        if (rc == 0 && !a->kv_bytes && (a->no_mmap || a->dummy)) in.total_bytes += in.weights_bytes;
+    }
     if (rc == 0) rc = kv_plan_compute(&in, p, e);
     if (rc != 0) return rc;
     char buf[256];
@@ -219,6 +253,22 @@ static int cmp_double(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
+/* Time per output token after the first, per request (vLLM's TPOT: (latency - TTFT) /
+ * (output tokens - 1)), over the requests with two or more tokens; buf has n slots. */
+static void report_tpot(const struct tp_run *r, int64_t n, double *buf) {
+    int64_t m = 0;
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (r->rq[k].n_out > 1) {
+            buf[m] = (r->rq[k].t_done - r->rq[k].t_first) / (double)(r->rq[k].n_out - 1);
+            sum += buf[m++];
+        }
+    if (m == 0) return;
+    qsort(buf, (size_t)m, sizeof *buf, cmp_double);
+    printf("TPOT: mean %.2f ms, median %.2f ms, max %.2f ms\n", 1e3 * sum / (double)m,
+           1e3 * buf[m / 2], 1e3 * buf[m - 1]);
+}
+
 static void report(const struct tp_args *a, const struct tp_run *r, double t0, double t1) {
     int64_t n = a->num_prompts, out = 0;
     double *ttft = malloc((size_t)n * sizeof *ttft), sum = 0;
@@ -237,6 +287,7 @@ static void report(const struct tp_args *a, const struct tp_run *r, double t0, d
         qsort(ttft, (size_t)n, sizeof *ttft, cmp_double);
         printf("TTFT: mean %.1f ms, median %.1f ms, max %.1f ms\n", 1e3 * sum / (double)n,
                1e3 * ttft[n / 2], 1e3 * ttft[n - 1]);
+        report_tpot(r, n, ttft);
     }
     double hit = st.sched.prefix_query_tokens ? 100.0 * (double)st.sched.prefix_hit_tokens /
                                                     (double)st.sched.prefix_query_tokens
@@ -268,13 +319,24 @@ static int run(const struct tp_args *a, struct tp_run *r, struct err *e) {
     return rc;
 }
 
+/* "avx512 matmul, 2 threads" on the CPU, "cuda" on a GPU. */
+static const char *backend_desc(const struct tp_args *a, const struct be *b, char *buf,
+                                size_t cap) {
+    if (be_device_resolve(a->device) == BE_DEVICE_CUDA)
+        snprintf(buf, cap, "cuda");
+    else
+        snprintf(buf, cap, "%s matmul, %d threads", cpu_isa_name(be_cpu_isa(b)), (int)a->threads);
+    return buf;
+}
+
 static int bench(const struct tp_args *a, struct lm_files *f, struct err *e) {
+    char desc[64];
     struct kv_plan p;
     struct be *b = NULL;
     struct lm *m = NULL;
     struct tp_run r = {.vocab = f->cfg.vocab_size};
-    int rc = plan_cache(a, f, &p, e);
-    if (rc == 0) rc = be_cpu_new(&b, (int)a->threads, e);
+    int rc = be_device_open(a->device, (int)a->threads, &b, e);
+    if (rc == 0) rc = plan_cache(a, f, &p, e);
     struct lm_options lo = {.max_tokens = (int32_t)a->max_batched,
                             .max_seqs = (int32_t)a->max_num_seqs,
                             .n_blocks = p.n_blocks,
@@ -293,11 +355,11 @@ static int bench(const struct tp_args *a, struct lm_files *f, struct err *e) {
     r.rq = calloc((size_t)a->num_prompts, sizeof *r.rq);
     if (rc == 0 && !r.rq) rc = err_set(e, VELA_ENOMEM, "out of memory");
     if (rc == 0)
-        printf("Model %s: %s matmul, %d threads, %lld prompts of %lld tokens, %lld output "
+        printf("Model %s%s: %s, %lld prompts of %lld tokens, %lld output "
                "tokens, max_num_seqs %lld, max_num_batched_tokens %lld\n",
-               a->model, cpu_isa_name(be_cpu_isa(b)), (int)a->threads, (long long)a->num_prompts,
-               (long long)a->input_len, (long long)a->output_len, (long long)a->max_num_seqs,
-               (long long)a->max_batched);
+               a->model, a->dummy ? " (dummy weights)" : "", backend_desc(a, b, desc, sizeof desc),
+               (long long)a->num_prompts, (long long)a->input_len, (long long)a->output_len,
+               (long long)a->max_num_seqs, (long long)a->max_batched);
     if (rc == 0) rc = run(a, &r, e);
     eng_free(r.en);
     free(r.rq);
@@ -306,13 +368,21 @@ static int bench(const struct tp_args *a, struct lm_files *f, struct err *e) {
     return rc;
 }
 
+/* Dummy weights are generated on every core: the 7B's 16 GB take seconds, not minutes. */
+static int32_t dummy_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int32_t)n;
+}
+
 static int cmd_bench_throughput(int argc, char **argv) {
     struct tp_args a;
     int pr = parse_args(&a, argc, argv);
     if (pr != 0) return pr > 0 ? 0 : 2;
     struct err e = {0};
     struct lm_files f;
-    int rc = lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
+    int rc = a.dummy
+                 ? lm_files_open_dummy(&f, a.model, (uint64_t)a.seed, dummy_threads(), &e)
+                 : lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
     if (rc == 0) rc = bench(&a, &f, &e);
     if (rc != 0) fprintf(stderr, "error: %s\n", e.msg);
     lm_files_close(&f);

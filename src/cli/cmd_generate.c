@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/gen_mm.h"
 #include "backend/cpu/backend_cpu.h"
+#include "backend/device.h"
 #include "engine/params.h"
 #include "engine/sampler.h"
 #include "model/batch.h"
@@ -54,7 +55,7 @@ static const char USAGE[] =
     "         [--ignore-eos] [--threads N] [--max-model-len N] [--max-num-batched-tokens N]\n"
     "         [--kv-cache-dtype bf16|f32] [--stop STR]... [--include-stop-str-in-output]\n"
     "         [--image FILE]... [--video-frames F1,F2,...] [--min-pixels N] [--max-pixels N]\n"
-    "         [--no-mmap]\n"
+    "         [--no-mmap] [--device auto|cpu|cuda]\n"
     "Streams the generated text to stdout; timings go to stderr. With images (or a video given\n"
     "as frame files) the prompt is one chat message: the images, the video, then the text.\n"
     "--no-mmap reads the weights into memory backed by 2 MB pages instead of mapping the\n"
@@ -62,23 +63,15 @@ static const char USAGE[] =
 
 static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
     const char *v = NULL;
-    static const char *const vf[] = {"--model",
-                                     "--prompt",
-                                     "--max-tokens",
-                                     "--temperature",
-                                     "--top-p",
-                                     "--top-k",
-                                     "--seed",
-                                     "--threads",
-                                     "--max-model-len",
-                                     "--max-num-batched-tokens",
-                                     "--kv-cache-dtype",
-                                     "--repetition-penalty",
-                                     "--image",
-                                     "--video-frames",
-                                     "--min-pixels",
-                                     "--max-pixels",
-                                     "--stop"};
+    static const char *const vf[] = {"--model",          "--prompt",
+                                     "--max-tokens",     "--temperature",
+                                     "--top-p",          "--top-k",
+                                     "--seed",           "--threads",
+                                     "--max-model-len",  "--max-num-batched-tokens",
+                                     "--kv-cache-dtype", "--repetition-penalty",
+                                     "--image",          "--video-frames",
+                                     "--min-pixels",     "--max-pixels",
+                                     "--device",         "--stop"};
     for (int f = 0; f < (int)(sizeof vf / sizeof vf[0]); f++) {
         int r = args_value(argc, argv, i, vf[f], &v);
         if (r < 0) return -1;
@@ -143,6 +136,12 @@ static int parse_flag(struct gen_args *a, int argc, char **argv, int *i) {
                 return args_int(vf[f], v, 1, INT64_MAX, &a->mm.min_pixels);
             case 15:
                 return args_int(vf[f], v, 1, INT64_MAX, &a->mm.max_pixels);
+            case 16: {
+                struct err e = {0};
+                if (be_device_parse(v, &a->mm.device, &e) == 0) return 0;
+                fprintf(stderr, "error: %s\n", e.msg);
+                return -1;
+            }
             default:
                 if (a->mm.n_stops == VELA_STOP_MAX_STRINGS) {
                     fprintf(stderr, "error: more than %d --stop flags\n", VELA_STOP_MAX_STRINGS);
@@ -392,8 +391,18 @@ static int generate_mm(const struct gen_args *a, const struct lm_files *f,
     return rc;
 }
 
+/* "avx512, 2 threads" on the CPU, "cuda" on a GPU. */
+static const char *backend_desc(const struct be *b, const struct gen_args *a, char desc[64]) {
+    if (be_device_resolve(a->mm.device) == BE_DEVICE_CUDA)
+        snprintf(desc, 64, "cuda");
+    else
+        snprintf(desc, 64, "%s, %d threads", cpu_isa_name(be_cpu_isa(b)), (int)a->threads);
+    return desc;
+}
+
 static int generate(const struct gen_args *a, const struct lm_files *f, struct tokenizer *tok,
                     struct err *e) {
+    char desc[64];
     if (a->mm.n_images > 0 || a->mm.n_frames > 0) return generate_mm(a, f, tok, e);
     struct tok_ctx *tc = tok_ctx_new(tok);
     struct tok_ids ids = {0};
@@ -405,7 +414,7 @@ static int generate(const struct gen_args *a, const struct lm_files *f, struct t
     if (rc == 0) rc = check_prompt(&ids, limit, f->cfg.vocab_size, e);
     int64_t max_new = a->max_tokens < limit - ids.n ? a->max_tokens : limit - ids.n;
     if (rc == 0) rc = sampling(a, f, max_new, &sp, e);
-    if (rc == 0) rc = be_cpu_new(&b, (int)a->threads, e);
+    if (rc == 0) rc = be_device_open(a->mm.device, (int)a->threads, &b, e);
     if (rc == 0) rc = run_setup(&r, b, f, ids.n + max_new, a, e);
     double t0 = now_s(), t1 = t0, t2 = t0;
     int64_t n_gen = 0;
@@ -419,10 +428,9 @@ static int generate(const struct gen_args *a, const struct lm_files *f, struct t
     if (rc == 0)
         fprintf(stderr,
                 "prompt: %lld tokens in %.3f s (%.1f tokens/s); generation: %lld tokens in "
-                "%.3f s (%.2f tokens/s); %s, %d threads\n",
+                "%.3f s (%.2f tokens/s); %s\n",
                 (long long)ids.n, t1 - t0, (double)ids.n / (t1 - t0), (long long)n_gen, t2 - t1,
-                n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0, cpu_isa_name(be_cpu_isa(b)),
-                (int)a->threads);
+                n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0, backend_desc(b, a, desc));
     run_free(&r);
     be_free(b);
     tok_ids_free(&ids);

@@ -9,6 +9,7 @@
 #include "cli/gen_mm.h"
 
 #include "backend/cpu/backend_cpu.h"
+#include "backend/device.h"
 #include "engine/request.h"
 #include "engine/solo.h"
 #include "model/lm.h"
@@ -174,7 +175,7 @@ static int setup(struct mm_run *r, const struct gen_mm_args *a, const struct lm_
     so.sched.max_model_len = (int32_t)total;
     so.sched.encoder_cache_tokens = (int32_t)enc_tokens;
     so.sched.encoder_budget_tokens = (int32_t)max_tokens;
-    int rc = be_cpu_new(&r->b, (int)a->threads, e);
+    int rc = be_device_open(a->device, (int)a->threads, &r->b, e);
     if (rc == 0) rc = lm_new(&r->m, r->b, &f->cfg, f->w, &lo, e);
     if (rc == 0) rc = vit_new(&r->v, r->b, &f->cfg, f->w, &vo, e);
     if (rc == 0) rc = solo_new(&r->s, r->m, r->v, &so, e);
@@ -235,7 +236,8 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
                 mp->n_ids, mp->n_media, t1 - t0, t_first - t1, mp->n_ids / (t_first - t1),
                 res.n_output, t2 - t_first,
                 res.n_output > 1 ? (res.n_output - 1) / (t2 - t_first) : 0.0, res.n_steps,
-                cpu_isa_name(be_cpu_isa(r.b)));
+                be_device_resolve(a->device) == BE_DEVICE_CUDA ? "cuda"
+                                                               : cpu_isa_name(be_cpu_isa(r.b)));
     tok_text_free(&p.txt);
     stop_deinit(&p.stop);
     detok_deinit(&p.d);

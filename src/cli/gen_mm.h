@@ -7,6 +7,7 @@
 #define VELA_CLI_GEN_MM_H
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "engine/params.h"
 #include "util/err.h"
 #include "util/limits.h"
@@ -29,6 +30,7 @@ struct gen_mm_args {
     int64_t min_pixels, max_pixels; /* 0: preprocessor_config.json's */
     int64_t threads, max_model_len, chunk, max_new;
     enum be_dtype kv_dtype;
+    enum be_device_kind device;               /* --device */
     const char *stops[VELA_STOP_MAX_STRINGS]; /* --stop, borrowed from argv */
     int32_t n_stops;
     bool include_stop; /* --include-stop-str-in-output */

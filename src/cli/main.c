@@ -2,6 +2,10 @@
 #include "cli/commands.h"
 #include "util/log.h"
 
+#ifdef VELA_HAVE_CUDA
+#include "backend/cuda/backend_cuda.h"
+#endif
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +21,7 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids with a model's tokenizer"},
     {"detokenize", cmd_detokenize, "token ids to text with a model's tokenizer"},
     {"chat-template", cmd_chat_template, "render a model's chat template for JSON messages"},
-    {"generate", cmd_generate, "generate text from a prompt with the language model (CPU)"},
+    {"generate", cmd_generate, "generate text from a prompt with the language model"},
     {"bench", cmd_bench, "benchmarks: throughput (requests through the engine, offline)"},
 };
 
@@ -31,6 +35,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+#ifdef VELA_HAVE_CUDA
+    be_cuda_register_device(); /* before any thread: --device auto|cuda can open it */
+#endif
     if (argc < 2) {
         usage(stderr);
         return 2;

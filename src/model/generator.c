@@ -106,9 +106,11 @@ static void *gen_job_run(void *arg) {
     return NULL;
 }
 
-/* Fills out with n elements from begin, split over up to n_threads threads. */
-static int gen_chunk(const struct gen_spec *g, const struct param_tensor *pt, int64_t begin,
-                     int64_t n, uint16_t *out, int32_t n_threads, struct err *e) {
+int gen_tensor_bf16_par(const struct gen_spec *g, const struct param_tensor *pt, int64_t begin,
+                        int64_t n, uint16_t *out, int32_t n_threads, struct err *e) {
+    if (begin < 0 || n < 0 || begin + n > params_n_elems(pt))
+        return err_set(e, VELA_EINVAL, "generator: elements [%lld, %lld) outside tensor %s",
+                       (long long)begin, (long long)(begin + n), pt->name);
     if (n_threads > GEN_MAX_THREADS) n_threads = GEN_MAX_THREADS;
     /* Below 64K elements a thread start costs more than it saves. */
     if (n_threads <= 1 || n < (1 << 16)) return gen_tensor_bf16(g, pt, begin, n, out, e);
@@ -192,7 +194,7 @@ static int write_tensor(struct gen_writer *w, struct st_writer *sw, const struct
     int64_t total = tensor_elems(pt);
     for (int64_t b = 0; b < total; b += w->cap) {
         int64_t n = total - b < w->cap ? total - b : w->cap;
-        int rc = gen_chunk(&w->g, pt, b, n, w->buf, w->o->n_threads, e);
+        int rc = gen_tensor_bf16_par(&w->g, pt, b, n, w->buf, w->o->n_threads, e);
         if (rc == 0) rc = st_writer_write(sw, w->buf, (size_t)n * 2, e);
         if (rc != 0) return rc;
         w->done += (uint64_t)n * 2;

@@ -41,6 +41,10 @@ float gen_tensor_scale(const struct param_tensor *pt);
 int gen_tensor_bf16(const struct gen_spec *g, const struct param_tensor *pt, int64_t elem_begin,
                     int64_t n, uint16_t *out, struct err *e);
 
+/* gen_tensor_bf16 split over up to n_threads threads (same values whatever the count). */
+int gen_tensor_bf16_par(const struct gen_spec *g, const struct param_tensor *pt, int64_t begin,
+                        int64_t n, uint16_t *out, int32_t n_threads, struct err *e);
+
 typedef void (*gen_progress_fn)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
 
 struct gen_options {

@@ -419,6 +419,16 @@ int lm_files_open_mode(struct lm_files *f, const char *dir, enum file_map_mode m
     return rc;
 }
 
+int lm_files_open_dummy(struct lm_files *f, const char *dir, uint64_t seed, int32_t n_threads,
+                        struct err *e) {
+    memset(f, 0, sizeof *f);
+    int rc = cfg_load(&f->cfg, dir, e);
+    if (rc == 0) rc = gen_config_load(&f->gen, dir, e);
+    if (rc == 0) rc = weights_dummy(&f->w, &f->cfg, seed, n_threads, true, e);
+    if (rc != 0) lm_files_close(f);
+    return rc;
+}
+
 void lm_files_close(struct lm_files *f) {
     if (!f) return;
     weights_free(f->w);

@@ -96,6 +96,10 @@ struct lm_files {
 };
 int lm_files_open(struct lm_files *f, const char *dir, struct err *e); /* FILE_MAP_MMAP */
 int lm_files_open_mode(struct lm_files *f, const char *dir, enum file_map_mode mode, struct err *e);
+/* `--load-format dummy`: DIR's config files, and generated weights of the config's shapes
+ * instead of a checkpoint (weights_dummy, language model only; st stays NULL). */
+int lm_files_open_dummy(struct lm_files *f, const char *dir, uint64_t seed, int32_t n_threads,
+                        struct err *e);
 void lm_files_close(struct lm_files *f);
 
 #endif

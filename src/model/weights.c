@@ -15,7 +15,9 @@
  * One owner thread while building; read-only afterwards. */
 #include "model/weights.h"
 
+#include "model/generator.h"
 #include "util/bf16.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -217,34 +219,100 @@ static int find_unexpected(struct weights *w, const struct st_model *m, struct e
     return 0;
 }
 
-int weights_load(struct weights **out, const struct model_config *c, const struct st_model *m,
-                 unsigned flags, struct err *e) {
-    *out = NULL;
+/* A table of the tensors c implies, with no data yet, and its lookup index. *pts gets the
+ * params_tensors() array (caller frees) when pts is not NULL. */
+static int table_new(struct weights **out, const struct model_config *c, struct param_tensor **pts,
+                     struct err *e) {
     struct weights *w = calloc(1, sizeof *w);
     if (!w) return err_set(e, VELA_ENOMEM, "weights: no memory");
     w->cfg = *c;
-    struct param_tensor *pts = NULL;
-    int rc = params_tensors(c, &pts, &w->n, e);
+    struct param_tensor *p = NULL;
+    int rc = params_tensors(c, &p, &w->n, e);
     if (rc == 0) {
         w->items = calloc((size_t)(w->n > 0 ? w->n : 1), sizeof *w->items);
         if (!w->items) rc = err_set(e, VELA_ENOMEM, "weights: no memory");
     }
     for (int64_t i = 0; rc == 0 && i < w->n; i++) {
         struct weight *x = &w->items[i];
-        memcpy(x->name, pts[i].name, sizeof x->name);
-        x->n_dims = pts[i].n_dims;
-        memcpy(x->shape, pts[i].shape, sizeof x->shape);
-        x->n_elems = params_n_elems(&pts[i]);
-        x->vision = pts[i].vision;
-        x->kind = pts[i].kind;
+        memcpy(x->name, p[i].name, sizeof x->name);
+        x->n_dims = p[i].n_dims;
+        memcpy(x->shape, p[i].shape, sizeof x->shape);
+        x->n_elems = params_n_elems(&p[i]);
+        x->vision = p[i].vision;
+        x->kind = p[i].kind;
     }
-    free(pts);
     if (rc == 0) rc = build_index(w, e);
-    if (rc == 0) rc = bind_all(w, m, flags, e);
+    if (rc == 0 && pts)
+        *pts = p;
+    else
+        free(p);
+    if (rc != 0) {
+        weights_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int weights_load(struct weights **out, const struct model_config *c, const struct st_model *m,
+                 unsigned flags, struct err *e) {
+    *out = NULL;
+    struct weights *w = NULL;
+    int rc = table_new(&w, c, NULL, e);
+    if (rc != 0) return rc;
+    rc = bind_all(w, m, flags, e);
     if (rc == 0) rc = find_unexpected(w, m, e);
     if (rc != 0) {
         weights_free(w);
         return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Generates the data of every wanted tensor. Checks the total against the available memory
+ * first: with overcommit a too-large allocation would succeed and the fill end in the OOM
+ * killer. */
+static int dummy_fill(struct weights *w, const struct param_tensor *pts, uint64_t seed,
+                      int32_t n_threads, bool lm_only, struct err *e) {
+    size_t need = 0, avail = 0;
+    for (int64_t i = 0; i < w->n; i++)
+        if (!(lm_only && w->items[i].vision)) need += (size_t)w->items[i].n_elems * 2;
+    int rc = file_mem_available(&avail, e);
+    if (rc != 0) return rc;
+    if (need > avail)
+        return err_set(e, VELA_ENOMEM,
+                       "dummy weights need %zu MiB of memory, %zu MiB available (use a smaller "
+                       "model or more memory)",
+                       need >> 20, avail >> 20);
+    struct gen_spec g = {.seed = seed};
+    for (int64_t i = 0; i < w->n; i++) {
+        struct weight *x = &w->items[i];
+        x->file_name = "dummy";
+        x->file_dtype = ST_BF16;
+        if (lm_only && x->vision) continue; /* bf16 stays NULL: the model says so if asked */
+        uint16_t *buf = malloc((size_t)x->n_elems * 2);
+        if (!buf) return err_set(e, VELA_ENOMEM, "dummy weights: no memory for %s", x->name);
+        x->bf16 = buf, x->owned = true;
+        rc = gen_tensor_bf16_par(&g, &pts[i], 0, x->n_elems, buf, n_threads, e);
+        if (rc != 0) return rc;
+        *(x->vision ? &w->params_vision : &w->params_lm) += x->n_elems;
+    }
+    return 0;
+}
+
+int weights_dummy(struct weights **out, const struct model_config *c, uint64_t seed,
+                  int32_t n_threads, bool lm_only, struct err *e) {
+    *out = NULL;
+    struct weights *w = NULL;
+    struct param_tensor *pts = NULL;
+    int rc = table_new(&w, c, &pts, e);
+    if (rc != 0) return rc;
+    rc = dummy_fill(w, pts, seed, n_threads, lm_only, e);
+    free(pts);
+    if (rc != 0) {
+        weights_free(w);
+        return err_wrap(e, "--load-format dummy");
     }
     *out = w;
     return 0;

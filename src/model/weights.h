@@ -52,6 +52,14 @@ int weights_load(struct weights **out, const struct model_config *c, const struc
                  unsigned flags, struct err *e);
 void weights_free(struct weights *w);
 
+/* `--load-format dummy`: every tensor c implies, with the model generator's values for seed
+ * (gen_tensor_bf16: the same numbers `vela make-model --seed` writes), generated in memory on
+ * n_threads threads; no files. lm_only leaves the vision tower's data out (bf16 NULL). Its
+ * names are the canonical ones and file_name is "dummy". VELA_ENOMEM, before allocating, when
+ * the data would not fit in the available memory. */
+int weights_dummy(struct weights **out, const struct model_config *c, uint64_t seed,
+                  int32_t n_threads, bool lm_only, struct err *e);
+
 /* The expected tensors, in params_tensors() order. */
 int64_t weights_count(const struct weights *w);
 const struct weight *weights_at(const struct weights *w, int64_t i);

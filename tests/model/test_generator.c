@@ -2,14 +2,17 @@
  * pinned bit for bit, chunk-independent and seed-dependent; a tiny folder is identical
  * across runs, reloads through cfg_load / st_model_open with every expected tensor, and has
  * finite weights; the shard writer splits into several files plus an index under a small
- * limit; --config-only writes no weights; the CLI works and rejects bad input. */
+ * limit; --config-only writes no weights; the CLI works and rejects bad input; dummy
+ * weights (--load-format dummy) are the bytes the folder holds for the same seed. */
 #include "t.h"
 #include "model/config.h"
 #include "model/gen_files.h"
 #include "model/generator.h"
+#include "model/lm.h"
 #include "model/params.h"
 #include "model/presets.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 #include "util/bf16.h"
 #include "util/file.h"
 #include "util/rng.h"
@@ -442,12 +445,61 @@ static void test_tok_specials(void) {
     json_decref(j);
 }
 
+/* --load-format dummy: the in-memory weights equal the checkpoint make-model writes for the
+ * same seed, tensor for tensor (language model only; the vision tower is left out), and a
+ * folder without config.json is an error. */
+static void test_dummy_weights(void) {
+    const char *tmp = t_tmpdir("dummy");
+    if (!tmp) return;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tiny", tmp);
+    struct gen_options o = {.seed = 5};
+    struct err e = {0};
+    int rc = gen_model_write(preset_find("tiny"), dir, &o, NULL, &e);
+    T_RC(rc, &e);
+    if (rc != 0) return;
+    struct lm_files file, dummy, other;
+    rc = lm_files_open(&file, dir, &e);
+    T_RC(rc, &e);
+    T_RC(lm_files_open_dummy(&dummy, dir, 5, 3, &e), &e);
+    T_RC(lm_files_open_dummy(&other, dir, 6, 1, &e), &e);
+    if (rc == 0 && dummy.w && other.w) {
+        int64_t n = weights_count(file.w), n_lm = 0, n_same_other = 0;
+        T_EQ(weights_count(dummy.w), n);
+        for (int64_t i = 0; i < n; i++) {
+            const struct weight *a = weights_at(file.w, i), *b = weights_at(dummy.w, i);
+            const struct weight *c = weights_at(other.w, i);
+            T_STREQ(a->name, b->name);
+            if (b->vision) {
+                T_OK(b->bf16 == NULL);
+                continue;
+            }
+            n_lm++;
+            T_CHECK_(b->bf16 && memcmp(a->bf16, b->bf16, (size_t)a->n_elems * 2) == 0,
+                     "%s differs from the file", a->name);
+            if (memcmp(b->bf16, c->bf16, (size_t)b->n_elems * 2) == 0) n_same_other++;
+        }
+        T_OK(n_lm > 0);
+        T_OK(n_same_other < n_lm); /* norm gains are 1.0 whatever the seed; the rest differ */
+        T_EQ(weights_params_lm(dummy.w), weights_params_lm(file.w));
+        T_EQ(weights_params_vision(dummy.w), 0);
+        T_OK(dummy.st == NULL);
+    }
+    lm_files_close(&file);
+    lm_files_close(&dummy);
+    lm_files_close(&other);
+    struct lm_files none;
+    T_FAILS(lm_files_open_dummy(&none, tmp, 5, 1, &e), VELA_ENOTFOUND, &e);
+    lm_files_close(&none);
+}
+
 int main(void) {
     T_RUN(test_tensor_values);
     T_RUN(test_scales);
     T_RUN(test_tok_specials);
     T_RUN(test_tiny_folder);
     T_RUN(test_shards);
+    T_RUN(test_dummy_weights);
     T_RUN(test_real_tokenizer);
     T_RUN(test_cli);
     return t_done();

@@ -14,6 +14,7 @@
  *      error, a fault surfacing at a sync) becomes a struct err and a return, never an abort.
  * Threads: the backend's owner thread. */
 #include "backend/cuda/backend_cuda.h"
+#include "backend/device.h"
 #include "backend/cuda/cuda_impl.h"
 
 #include <stdlib.h>
@@ -262,4 +263,22 @@ int be_cuda_new(struct be **out, int device, const struct be_cuda_opts *opts, st
     }
     *out = &c->base;
     return 0;
+}
+
+/* ---- registration with backend/device.h (velacore cannot call this library directly) ---- */
+
+static int dev_open(struct be **out, int index, struct err *e) {
+    return be_cuda_new(out, index, NULL, e);
+}
+
+static int dev_mem_info(int index, size_t *free_bytes, size_t *total_bytes, struct err *e) {
+    CU_TRY(cudaSetDevice(index), e);
+    CU_TRY(cudaMemGetInfo(free_bytes, total_bytes), e);
+    return 0;
+}
+
+void be_cuda_register_device(void) {
+    static const struct be_device_ops ops = {
+        .count = be_cuda_device_count, .open = dev_open, .mem_info = dev_mem_info};
+    be_device_register_cuda(&ops);
 }

@@ -33,6 +33,9 @@ int be_cuda_new(struct be **out, int device, const struct be_cuda_opts *opts, st
 /* Number of usable CUDA devices (0 without a driver or GPU; never an error). */
 int be_cuda_device_count(void);
 
+/* Makes `--device cuda` (backend/device.h) open this backend. Called once by main(). */
+void be_cuda_register_device(void);
+
 #ifdef __cplusplus
 }
 #endif
