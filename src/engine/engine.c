@@ -358,6 +358,9 @@ static void update_stats(struct engine *en, const struct sched_output *so, int32
     en->stats.n_step_tokens += so->n_tokens;
     en->stats.n_sampled += n_sampled;
     en->stats.n_failed_steps += failed;
+    struct runner_times t;
+    runner_get_times(en->runner, &t);
+    en->stats.t_prepare = t.prepare, en->stats.t_forward = t.forward, en->stats.t_sample = t.sample;
     sched_get_stats(en->sched, &en->stats.sched);
     pthread_mutex_unlock(&en->stats_mu);
 }

@@ -98,6 +98,7 @@ struct eng_config {
 struct eng_stats {
     int64_t n_steps, n_step_tokens, n_sampled; /* steps run, tokens computed, tokens sampled */
     int64_t n_failed_steps;
+    double t_prepare, t_forward, t_sample; /* seconds in the runner's parts (runner_times) */
     struct sched_stats sched; /* queues, blocks, preemptions, prefix-cache hit counts */
 };
 

@@ -36,6 +36,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rstate {
     struct smp_rng rng;
@@ -83,6 +84,7 @@ struct runner {
     int32_t *row_of;   /* (max_seqs) item -> sampling row, -1 when the item does not sample */
     int32_t *st_idx;   /* (max_seqs) item -> index into states, this step */
     struct sampler *smp;
+    struct runner_times times; /* accumulated by runner_execute */
     struct smp_seq *seqs; /* (max_seqs) */
     struct smp_out *outs; /* (max_seqs) */
     /* persistent per-request state */
@@ -493,8 +495,15 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
     return 0;
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sampled,
                    struct err *e) {
+    double t0 = now_s();
     for (int32_t i = 0; i < so->n_items && i < rn->o.max_seqs; i++) {
         sampled[i] = -1;
         rn->row_of[i] = -1;
@@ -503,7 +512,10 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     struct lm_batch b;
     if (rc == 0) rc = encode_step(rn, so, e);
     if (rc == 0) rc = build(rn, so, &b, e);
+    double t1 = now_s();
     if (rc == 0) rc = lm_forward(rn->m, &b, rn->logits, e);
+    double t2 = now_s();
+    rn->times.prepare += t1 - t0, rn->times.forward += t2 - t1;
     if (rc != 0) return rc;
     plp_fill(rn, so);
     b.n_logits = rn->n_sample;
@@ -511,8 +523,9 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     /* a per-sequence failure leaves the others sampled; only a refused batch fails all */
     struct err se = {0};
     rn->outs[0].rc = 1; /* smp_sample sets every rc unless it refuses the whole batch */
-    if (smp_sample(rn->smp, rn->logits, b.n_logits, rn->seqs, rn->outs, &se) != 0 &&
-        rn->outs[0].rc == 1) {
+    int src = smp_sample(rn->smp, rn->logits, b.n_logits, rn->seqs, rn->outs, &se);
+    rn->times.sample += now_s() - t2;
+    if (src != 0 && rn->outs[0].rc == 1) {
         for (int32_t i = 0; i < so->n_items; i++) rn->row_of[i] = -1;
         return err_set(e, VELA_EINTERNAL, "runner: %s", se.msg);
     }
@@ -520,6 +533,10 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
         if (rn->row_of[i] >= 0 && rn->outs[rn->row_of[i]].rc == 0)
             sampled[i] = rn->outs[rn->row_of[i]].token;
     return 0;
+}
+
+void runner_get_times(const struct runner *rn, struct runner_times *t) {
+    *t = rn->times;
 }
 
 const struct smp_out *runner_item_out(const struct runner *rn, int32_t i) {

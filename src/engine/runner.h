@@ -54,6 +54,12 @@ void runner_free(struct runner *rn); /* accepts NULL */
  * Call runner_drop_done for so first (the scheduler may reuse a finished request's id). */
 int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sampled,
                    struct err *e);
+/* Seconds spent so far in runner_execute's parts: building the batch (and encoding images),
+ * the forward with its logits read back (on a GPU: the device's work), sampling. */
+struct runner_times {
+    double prepare, forward, sample;
+};
+void runner_get_times(const struct runner *rn, struct runner_times *t);
 /* The sampler's result for item i of the last executed step (logprobs, rank, top ids), or
  * NULL when item i did not sample. Valid until the next runner_execute. */
 const struct smp_out *runner_item_out(const struct runner *rn, int32_t i);
