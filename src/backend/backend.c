@@ -12,6 +12,7 @@
 #include "backend/tensor.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 
 void be_free(struct be *b) {
@@ -254,6 +255,29 @@ int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logi
     if (!b->ops->sample_greedy)
         return err_set(e, VELA_EUNSUP, "sample_greedy: not supported by %s", b->ops->name);
     return b->ops->sample_greedy(b, ids, logits, e);
+}
+
+int be_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+              const struct be_sample_row *rows, struct err *e) {
+    int rc = check_output(b, ids, "sample ids", e);
+    if (rc == 0) rc = check_tensor(b, logits, "sample logits", e);
+    if (rc == 0) rc = check_dtype(ids, "sample ids", false, false, true, e);
+    if (rc == 0) rc = check_dtype(logits, "sample logits", true, true, false, e);
+    if (rc == 0) rc = check_dims(ids, "sample ids", 1, be_tensor_rows(logits), e);
+    if (rc == 0) rc = check_alias(ids, logits, false, "sample", e);
+    if (rc == 0 && !rows) rc = err_set(e, VELA_EINVAL, "sample: NULL rows");
+    for (int64_t r = 0; rc == 0 && r < be_tensor_rows(logits); r++)
+        if (!(rows[r].temperature >= 0.0f) || isinf(rows[r].temperature))
+            rc = err_set(e, VELA_EINVAL, "sample: row %lld has temperature %g", (long long)r,
+                         (double)rows[r].temperature);
+    if (rc != 0) return rc;
+    if (!b->ops->sample)
+        return err_set(e, VELA_EUNSUP, "sample: not supported by %s", b->ops->name);
+    return b->ops->sample(b, ids, logits, rows, e);
+}
+
+bool be_can_sample(const struct be *b) {
+    return b && b->ops->sample != NULL;
 }
 
 int be_sync(struct be *b, struct err *e) {

@@ -230,4 +230,22 @@ int be_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const
  * ops: read ids with be_tensor_read, so only the ids cross to the host. */
 int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits, struct err *e);
 
+/* One row's choice for be_sample: greedy when temperature < BE_SAMPLE_GREEDY_EPS, else a draw
+ * from softmax(logits / temperature) with Gumbel noise from key. */
+struct be_sample_row {
+    float temperature;
+    uint64_t key; /* the draw's random stream (the engine: the request's seed and position) */
+};
+#define BE_SAMPLE_GREEDY_EPS 1e-5f /* = VELA_SP_GREEDY_EPS */
+/* ids[r] = argmax_i (x[r, i] / T_r + G(key_r, i)), the Gumbel-max trick: an exact draw from
+ * softmax(x / T). G(key, i) = -ln(-ln u), u = ((rng_at(key, i) >> 40) + 0.5) / 2^24 in FP32
+ * (util/rng.h), so every backend draws the same noise; greedy rows take x alone, so their id
+ * is be_sample_greedy's. NaN and -inf never win; ties go to the lowest index; -1 when nothing
+ * beats -inf. rows: host, one per logits row, borrowed for the call. Same tensors as
+ * be_sample_greedy; only the ids need to cross to the host. */
+int be_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+              const struct be_sample_row *rows, struct err *e);
+/* Whether b implements be_sample. */
+bool be_can_sample(const struct be *b);
+
 #endif

@@ -66,6 +66,8 @@ struct be_ops {
     /* ---- sampling (backend.h) ---- */
     int (*sample_greedy)(struct be *b, struct tensor *ids, const struct tensor *logits,
                          struct err *e); /* (optional): the CPU samples in engine/sampler.c */
+    int (*sample)(struct be *b, struct tensor *ids, const struct tensor *logits,
+                  const struct be_sample_row *rows, struct err *e); /* (optional) */
 };
 
 /* Every backend embeds this header first in its own struct. */

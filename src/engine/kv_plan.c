@@ -32,11 +32,12 @@ size_t kv_block_bytes(const struct model_config *c, int32_t block_size, size_t k
 
 size_t kv_scratch_bytes(const struct model_config *c, int32_t max_tokens, int32_t logit_rows) {
     /* lm.c carves: ids (T), h, x (T x D), q, att (T x Nq*hd), k, v (T x Nkv*hd), gate, up
-     * (T x F), xs (S x D), lg (S x V); all 4-byte elements. */
+     * (T x F), xs (S x D), lg (S x V), sids (S); all 4-byte elements. */
     size_t D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t nq = (size_t)c->num_attention_heads * (size_t)c->head_dim;
     size_t nkv = (size_t)c->num_key_value_heads * (size_t)c->head_dim;
-    size_t per_row = 1 + 2 * D + 2 * nq + 2 * nkv + 2 * F, per_logit = D + (size_t)c->vocab_size;
+    size_t per_row = 1 + 2 * D + 2 * nq + 2 * nkv + 2 * F,
+           per_logit = D + (size_t)c->vocab_size + 1;
     size_t a, b, n;
     if (!size_mul_ok(per_row, (size_t)max_tokens, &a) ||
         !size_mul_ok(per_logit, (size_t)logit_rows, &b) || !size_add_ok(a, b, &n) ||

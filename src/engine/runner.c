@@ -84,9 +84,13 @@ struct runner {
     int32_t *row_of;   /* (max_seqs) item -> sampling row, -1 when the item does not sample */
     int32_t *st_idx;   /* (max_seqs) item -> index into states, this step */
     struct sampler *smp;
-    struct runner_times times; /* accumulated by runner_execute */
-    struct smp_seq *seqs; /* (max_seqs) */
-    struct smp_out *outs; /* (max_seqs) */
+    struct runner_times times;   /* accumulated by runner_execute */
+    bool backend_sampling;       /* lm_forward_sample for plain steps (runner_opts) */
+    bool last_on_backend;        /* the last step was sampled there: no logits on the host */
+    struct be_sample_row *srows; /* (max_seqs) its per-row parameters */
+    int32_t *sids;               /* (max_seqs) and its ids */
+    struct smp_seq *seqs;        /* (max_seqs) */
+    struct smp_out *outs;        /* (max_seqs) */
     /* persistent per-request state */
     struct idmap map; /* (id, index) -> index into states */
     struct rstate *states;
@@ -130,6 +134,10 @@ int runner_new(struct runner **out, struct lm *m, const struct runner_opts *o, s
     rn->st_idx = malloc(S * sizeof *rn->st_idx);
     rn->seqs = calloc(S, sizeof *rn->seqs);
     rn->outs = calloc(S, sizeof *rn->outs);
+    rn->srows = malloc(S * sizeof *rn->srows);
+    rn->sids = malloc(S * sizeof *rn->sids);
+    rn->backend_sampling = o->backend_sampling >= 0 && lm_can_sample(m, o->backend_sampling == 0);
+    if (!rn->srows || !rn->sids) rc = err_set(e, VELA_ENOMEM, "runner: out of memory");
     if (!rn->ids || !rn->pos || !rn->slots || !rn->qs || !rn->ncomp || !rn->bt || !rn->rows ||
         !rn->logits || !rn->row_of || !rn->st_idx || !rn->seqs || !rn->outs || !rn->plp_item ||
         !rn->plp_pos)
@@ -148,6 +156,7 @@ void runner_free(struct runner *rn) {
     if (!rn) return;
     free(rn->ids), free(rn->pos), free(rn->slots), free(rn->qs), free(rn->ncomp);
     free(rn->bt), free(rn->rows), free(rn->logits), free(rn->row_of), free(rn->st_idx);
+    free(rn->srows), free(rn->sids);
     free(rn->seqs), free(rn->outs), free(rn->plp_item), free(rn->plp_pos);
     for (int32_t i = 0; i < rn->n_states; i++) free(rn->states[i].plp);
     free(rn->states);
@@ -283,7 +292,7 @@ static int gather_item(struct runner *rn, const struct sched_item *it, int32_t r
 }
 
 const float *runner_item_logits(const struct runner *rn, int32_t i) {
-    if (i < 0 || i >= rn->o.max_seqs || rn->row_of[i] < 0) return NULL;
+    if (i < 0 || i >= rn->o.max_seqs || rn->row_of[i] < 0 || rn->last_on_backend) return NULL;
     return rn->logits + (size_t)rn->row_of[i] * (size_t)rn->vocab;
 }
 
@@ -495,6 +504,42 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
     return 0;
 }
 
+/* Whether be_sample can draw every sampling row of the step just built: greedy or plain
+ * temperature rows, nothing that needs the distribution or the history on the host. */
+static bool plain_step(const struct runner *rn) {
+    if (!rn->backend_sampling || rn->n_plp > 0) return false;
+    for (int32_t i = 0; i < rn->n_sample; i++) {
+        const struct smp_seq *q = &rn->seqs[i];
+        const struct sampling_params *p = q->params;
+        if (p->logprobs >= 0 || p->top_p < 1.0f || (p->top_k > 0 && p->top_k < rn->vocab) ||
+            p->min_p > 0.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f ||
+            p->repetition_penalty != 1.0f || p->n_logit_bias > 0 || q->n_output < p->min_tokens)
+            return false;
+    }
+    return true;
+}
+
+/* The forward and be_sample for a plain step: rn->outs as smp_sample would fill them (no
+ * logprobs), each RNG advanced by its draw. */
+static int forward_sample(struct runner *rn, const struct lm_batch *b, struct err *e) {
+    for (int32_t i = 0; i < rn->n_sample; i++) {
+        const struct smp_seq *q = &rn->seqs[i];
+        bool greedy = q->params->temperature < VELA_SP_GREEDY_EPS;
+        rn->srows[i] = (struct be_sample_row){.temperature = greedy ? 0.0f : q->params->temperature,
+                                              .key = smp_rng_key(q->rng)};
+    }
+    int rc = lm_forward_sample(rn->m, b, rn->srows, rn->sids, e);
+    for (int32_t i = 0; rc == 0 && i < rn->n_sample; i++) {
+        struct smp_out *o = &rn->outs[i];
+        *o = (struct smp_out){.token = rn->sids[i]};
+        if (o->token < 0 || o->token >= rn->vocab)
+            o->rc = err_set(&o->err, VELA_EINVAL, "sampler: no finite logit to sample from");
+        else
+            rn->seqs[i].rng->n_sampled++;
+    }
+    return rc;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -513,10 +558,18 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     if (rc == 0) rc = encode_step(rn, so, e);
     if (rc == 0) rc = build(rn, so, &b, e);
     double t1 = now_s();
-    if (rc == 0) rc = lm_forward(rn->m, &b, rn->logits, e);
+    bool on_backend = rc == 0 && rn->n_sample > 0 && plain_step(rn);
+    rn->last_on_backend = on_backend;
+    if (rc == 0) rc = on_backend ? forward_sample(rn, &b, e) : lm_forward(rn->m, &b, rn->logits, e);
     double t2 = now_s();
     rn->times.prepare += t1 - t0, rn->times.forward += t2 - t1;
     if (rc != 0) return rc;
+    if (on_backend) {
+        for (int32_t i = 0; i < so->n_items; i++)
+            if (rn->row_of[i] >= 0 && rn->outs[rn->row_of[i]].rc == 0)
+                sampled[i] = rn->outs[rn->row_of[i]].token;
+        return 0;
+    }
     plp_fill(rn, so);
     b.n_logits = rn->n_sample;
     if (b.n_logits == 0) return 0;

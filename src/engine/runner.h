@@ -38,6 +38,11 @@ struct runner_opts {
     int32_t max_seqs;      /* items per step (max_num_seqs); <= the lm's max_seqs */
     int32_t max_model_len; /* tokens per request: sizes the block tables */
     uint64_t seed;         /* engine seed (--seed) for requests without their own */
+    /* Steps whose every sampling row is plain (greedy or temperature only: no top-k/top-p/
+     * min-p, penalties, logit bias, pending min_tokens or logprobs) are sampled by the backend
+     * (lm_forward_sample), so only ids leave the device: 0 = when the backend is a device,
+     * 1 = on any backend that can (tests, on the CPU), -1 = never (engine/sampler.c always). */
+    int32_t backend_sampling;
 };
 
 /* *out freed with runner_free. VELA_EINVAL when the options exceed what the lm was built for,
@@ -77,7 +82,8 @@ const struct smp_logprobs *runner_item_prompt_logprobs(const struct runner *rn,
  * its output width must be the lm's hidden size). VELA_ENOMEM. */
 int runner_set_vit(struct runner *rn, struct vit *v, struct err *e);
 /* The logits (vocab F32) of item i's sampling row in the last executed step, or NULL when
- * item i did not sample. Valid until the next runner_execute. */
+ * item i did not sample or the step was sampled on the backend (its logits stayed there).
+ * Valid until the next runner_execute. */
 const float *runner_item_logits(const struct runner *rn, int32_t i);
 /* Images encoded since runner_new, and those whose embeddings are held now (tests). */
 int64_t runner_n_encoded(const struct runner *rn);

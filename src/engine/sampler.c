@@ -69,6 +69,10 @@ struct sampler {
 
 /* ------------------------------------------------------------------ lifetime */
 
+uint64_t smp_rng_key(const struct smp_rng *r) {
+    return rng_hash(r->seed, SMP_RNG_STREAM, r->n_sampled);
+}
+
 void smp_rng_init(struct smp_rng *r, const struct sampling_params *p, uint64_t engine_seed,
                   uint64_t request_key) {
     r->seed = p->has_seed ? p->seed : rng_stream(engine_seed, request_key);
@@ -472,7 +476,7 @@ static int sample_one(struct sampler *s, const float *x, const struct smp_seq *q
     rc = run_steps(s, x, q, &tok, &o->err);
     if (rc != 0) return rc;
     if (!greedy) {
-        uint64_t h = rng_hash(q->rng->seed, SMP_RNG_STREAM, q->rng->n_sampled);
+        uint64_t h = smp_rng_key(q->rng);
         tok = draw(s, (double)(h >> 11) * 0x1p-53);
     }
     if (q->rng) q->rng->n_sampled++;

@@ -92,6 +92,10 @@ struct smp_logprobs {
  * logits row x (V), exactly as smp_sample reports a sampled token's logprobs. Any thread. */
 void smp_logprobs_of(const float *x, int64_t V, int32_t token, int32_t k, struct smp_logprobs *o);
 
+/* The random key of r's next draw: what smp_sample uses for it, and the key be_sample takes
+ * for the same draw on a backend (a function of (seed, n_sampled) alone). */
+uint64_t smp_rng_key(const struct smp_rng *r);
+
 /* Seeds r for a request: params->seed when has_seed, else a value mixed from the engine seed
  * (--seed) and a per-request key (e.g. an FNV hash of the request id and the sample index). */
 void smp_rng_init(struct smp_rng *r, const struct sampling_params *p, uint64_t engine_seed,

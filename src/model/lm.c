@@ -46,6 +46,7 @@ struct lm {
     struct lm_layer *layers; /* (L) */
     struct tensor embed, norm, head;
     struct tensor ids, h, x, q, k, v, att, gate, up, xs, lg; /* scratch (max rows) */
+    struct tensor sids; /* (1, S) I32: lm_forward_sample's ids */
     int32_t section[3];
     float eps, theta, scale;
     struct lm_profile *prof; /* borrowed; NULL = no timing */
@@ -217,7 +218,7 @@ static int lm_setup(struct lm *m, struct err *e) {
         {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},    {&m->x, BE_F32, T, D},
         {&m->q, BE_F32, T, nq},   {&m->k, BE_F32, T, nkv},  {&m->v, BE_F32, T, nkv},
         {&m->att, BE_F32, T, nq}, {&m->gate, BE_F32, T, F}, {&m->up, BE_F32, T, F},
-        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},
+        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},   {&m->sids, BE_I32, 1, S},
     };
     rc = carve_scratch(m, cv, (int)(sizeof cv / sizeof cv[0]), e);
     if (rc == 0) rc = alloc_cache(m, e);
@@ -319,7 +320,7 @@ static int lm_logits(struct lm *m, const struct lm_batch *bt, float *logits, str
             if (rc == 0) rc = be_rms_norm(m->b, &xr, &hr, &m->norm, m->eps, e);
         }
         if (rc == 0) rc = be_matmul(m->b, &lg, &xs, &m->head, NULL, e);
-        if (rc == 0)
+        if (rc == 0 && logits) /* NULL: they stay in m->lg for lm_forward_sample */
             rc = be_tensor_read(m->b, &lg, logits + (size_t)r0 * (size_t)V,
                                 (size_t)cnt * (size_t)V * sizeof(float), e);
     }
@@ -341,13 +342,10 @@ static int lm_override(struct lm *m, const struct lm_batch *bt, struct tensor *h
     return 0;
 }
 
-int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
-    if (!m || !bt) return err_set(e, VELA_EINVAL, "lm: NULL argument");
-    int rc = check_batch(m, bt, e);
-    if (rc != 0) return rc;
+/* The forward of a checked batch; logits NULL leaves them on the backend (m->lg). */
+static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
+    int rc = 0;
     int32_t n = bt->n_tokens;
-    if (!logits && (bt->all_logits || bt->n_logits > 0))
-        return err_set(e, VELA_EINVAL, "lm: logits requested without an output array");
     struct tensor ids, h, x, q, k, v, att, gate, up;
     struct {
         struct tensor *dst;
@@ -401,6 +399,38 @@ int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct er
     }
     if (bt->all_logits || bt->n_logits > 0) LM_RUN(LM_OP_LM_HEAD, lm_logits(m, bt, logits, e));
     if (rc == 0) rc = be_sync(m->b, e);
+    return rc;
+}
+
+int lm_forward(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
+    if (!m || !bt) return err_set(e, VELA_EINVAL, "lm: NULL argument");
+    int rc = check_batch(m, bt, e);
+    if (rc != 0) return rc;
+    if (!logits && (bt->all_logits || bt->n_logits > 0))
+        return err_set(e, VELA_EINVAL, "lm: logits requested without an output array");
+    return forward(m, bt, logits, e);
+}
+
+bool lm_can_sample(const struct lm *m, bool device_only) {
+    return m && be_can_sample(m->b) && (!device_only || be_device_of(m->b) != BE_DEV_CPU);
+}
+
+int lm_forward_sample(struct lm *m, const struct lm_batch *bt, const struct be_sample_row *rows,
+                      int32_t *ids, struct err *e) {
+    if (!m || !bt) return err_set(e, VELA_EINVAL, "lm: NULL argument");
+    int rc = check_batch(m, bt, e);
+    if (rc != 0) return rc;
+    if (bt->all_logits || bt->n_logits > m->o.logit_rows)
+        return err_set(e, VELA_EINVAL, "lm: %d rows to sample, at most %d (and not all_logits)",
+                       bt->all_logits ? bt->n_tokens : bt->n_logits, (int)m->o.logit_rows);
+    if (bt->n_logits > 0 && (!rows || !ids)) return err_set(e, VELA_EINVAL, "lm: NULL argument");
+    rc = forward(m, bt, NULL, e);
+    if (rc != 0 || bt->n_logits == 0) return rc;
+    struct tensor lg, sids;
+    rc = view(&lg, &m->lg, 0, bt->n_logits, e);
+    if (rc == 0) rc = be_tensor_cols_view(&sids, &m->sids, 0, bt->n_logits, e);
+    if (rc == 0) rc = be_sample(m->b, &sids, &lg, rows, e);
+    if (rc == 0) rc = be_tensor_read(m->b, &sids, ids, (size_t)bt->n_logits * sizeof *ids, e);
     return rc;
 }
 

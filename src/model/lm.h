@@ -25,6 +25,7 @@
 #include "util/err.h"
 #include "util/file.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct weights;
@@ -53,6 +54,17 @@ void lm_free(struct lm *m); /* accepts NULL */
  * outside the vocabulary, slots or blocks outside the cache) fail with VELA_EINVAL or
  * VELA_ELIMIT before the cache is touched. */
 int lm_forward(struct lm *m, const struct lm_batch *batch, float *logits, struct err *e);
+
+/* Runs batch and samples its logits rows on the backend (be_sample: greedy or a Gumbel-max
+ * draw per row, rows[i] for logits row i), so only the ids come back: ids[i] for i <
+ * batch->n_logits. The logits never leave the device; every other sampling parameter (top-k,
+ * top-p, penalties, logprobs) needs lm_forward and engine/sampler.c. VELA_EINVAL for
+ * all_logits or more rows than logit_rows; VELA_EUNSUP where the backend has no be_sample. */
+int lm_forward_sample(struct lm *m, const struct lm_batch *batch, const struct be_sample_row *rows,
+                      int32_t *ids, struct err *e);
+/* Whether m's backend has be_sample (lm_forward_sample can run); with device_only, only when
+ * that backend is a device, where keeping the logits there saves their copy. */
+bool lm_can_sample(const struct lm *m, bool device_only);
 
 int32_t lm_vocab(const struct lm *m);
 int32_t lm_block_size(const struct lm *m);

@@ -463,6 +463,45 @@ static void test_sample_greedy(void) {
     free(l);
 }
 
+/* be_sample: greedy rows as be_sample_greedy; temperature rows draw the CPU's token, or one
+ * whose Gumbel score is within float noise of the CPU winner's (logf may differ by an ulp). */
+static void test_sample(void) {
+    struct err e = {0};
+    const int64_t rows = 64, V = 4099;
+    float *l = malloc((size_t)(rows * V) * 4);
+    for (int64_t i = 0; i < rows * V; i++) l[i] = 4.0f * frand();
+    for (int64_t j = 0; j < V; j++) l[2 * V + j] = -INFINITY;
+    l[3 * V + 3] = NAN;
+    struct be_sample_row p[64];
+    for (int r = 0; r < rows; r++)
+        p[r] = (struct be_sample_row){.temperature = r % 4 == 0 ? 0.0f : 0.25f * (float)(r % 7 + 1),
+                                      .key = 1000003u * (uint64_t)r + 7};
+    int32_t got[64] = {0}, want[64] = {0}, zero[64] = {0};
+    int n_same = 0;
+    for (int dt = 0; dt < 2; dt++) {
+        struct tensor lg = mk1(g_gpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l);
+        struct tensor ids = mk1(g_gpu, BE_I32, 1, rows, 0, zero);
+        struct tensor lc = mk1(g_cpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l);
+        struct tensor ic = mk1(g_cpu, BE_I32, 1, rows, 0, zero);
+        T_RC(be_sample(g_gpu, &ids, &lg, p, &e), &e);
+        T_RC(be_tensor_read(g_gpu, &ids, got, sizeof got, &e), &e);
+        T_RC(be_sample(g_cpu, &ic, &lc, p, &e), &e);
+        T_RC(be_tensor_read(g_cpu, &ic, want, sizeof want, &e), &e);
+        for (int r = 0; r < rows; r++) {
+            n_same += got[r] == want[r];
+            if (r == 2 || p[r].temperature == 0.0f) {
+                T_EQ(got[r], want[r]);
+                continue;
+            }
+            T_CHECK_(got[r] >= 0 && got[r] < V, "row %d: id %d", r, (int)got[r]);
+        }
+        free_bufs();
+    }
+    T_CHECK_(n_same >= 2 * rows - 2, "be_sample: %d of %d rows as on the CPU", n_same,
+             (int)(2 * rows));
+    free(l);
+}
+
 static void test_errors(void) {
     struct err e = {0};
     struct be *b = NULL;
@@ -512,6 +551,7 @@ int main(void) {
         T_RUN(test_attention);
         T_RUN(test_attention_varlen);
         T_RUN(test_sample_greedy);
+        T_RUN(test_sample);
         T_RUN(test_errors);
         T_RC(be_sync(g_gpu, &e), &e);
     }

@@ -26,8 +26,8 @@ static void test_block_bytes(void) {
     struct model_config b3 = c;
     b3.num_hidden_layers = 36, b3.num_key_value_heads = 2, b3.head_dim = 128;
     T_EQ(kv_block_bytes(&b3, 16, 2), 589824);
-    /* scratch: ids + h, x + q, att + k, v + gate, up per row; xs + lg per logit row */
-    size_t row = 1 + 2 * 128 + 2 * 128 + 2 * 64 + 2 * 256, lrow = 128 + 704;
+    /* scratch: ids + h, x + q, att + k, v + gate, up per row; xs + lg + sids per logit row */
+    size_t row = 1 + 2 * 128 + 2 * 128 + 2 * 64 + 2 * 256, lrow = 128 + 704 + 1;
     T_EQ(kv_scratch_bytes(&c, 32, 4), 4 * (32 * row + 4 * lrow));
 }
 

@@ -5,7 +5,10 @@
  *   - logprobs come back for sampled items (chosen id's logprob, rank, top-2 ordered);
  *   - runner state lives exactly as long as its request (0 states at the end; preempted
  *     requests keep theirs);
- *   - refused steps: images (no vision tower), options beyond the model's sizes.
+ *   - refused steps: images (no vision tower), options beyond the model's sizes;
+ *   - backend sampling (be_sample, forced on the CPU backend): plain greedy steps give the
+ *     sampler's tokens, plain seeded draws are the same under preemption, and a step with
+ *     one non-plain row (top-p) goes to the sampler with its logits on the host.
  * FP32 path and F32 KV (see tiny_engine.h for what exactness is asserted). */
 #include "engine/runner.h"
 #include "engine/sched.h"
@@ -24,6 +27,8 @@ struct loop {
     int64_t steps, preempted, max_live;
 };
 
+static int32_t g_backend_sampling; /* runner_opts.backend_sampling of loop_open */
+
 static int loop_open(struct loop *L, struct te_model *t, int32_t budget, int32_t n_blocks) {
     struct err e = {0};
     memset(L, 0, sizeof *L);
@@ -35,7 +40,11 @@ static int loop_open(struct loop *L, struct te_model *t, int32_t budget, int32_t
     c.max_model_len = 512;
     L->s = sched_new(&c, &e);
     T_CHECK_(L->s != NULL, "sched_new: %s", e.msg);
-    struct runner_opts o = {.max_tokens = budget, .max_seqs = 8, .max_model_len = 512, .seed = 1};
+    struct runner_opts o = {.max_tokens = budget,
+                            .max_seqs = 8,
+                            .max_model_len = 512,
+                            .seed = 1,
+                            .backend_sampling = g_backend_sampling};
     int rc = L->s ? runner_new(&L->rn, t->m, &o, &e) : -1;
     T_RC(rc, &e);
     if (rc == 0) rc = arena_init(&L->a, sched_step_arena_bytes(&c));
@@ -246,9 +255,77 @@ static void test_refusals(void) {
     te_close(&t);
 }
 
+/* Four requests of params p (seeds 100..103) with a pool of n_blocks; their outputs, and
+ * whether every sampling step left its logits on the host. */
+static void run_plain(struct te_model *t, int32_t n_blocks, const struct sampling_params *p,
+                      struct seq_ctx *c, int64_t *preempted, bool *host_logits) {
+    struct err e = {0};
+    struct loop L;
+    memset(c, 0, sizeof *c);
+    *host_logits = true;
+    if (loop_open(&L, t, 32, n_blocks) != 0) {
+        loop_close(&L);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        int32_t ids[40];
+        te_prompt(ids, 40, 0, (uint64_t)i + 1);
+        struct sampling_params sp = *p;
+        sp.seed = 100 + (uint64_t)i, sp.has_seed = true;
+        T_RC(sched_add(L.s, te_request((uint64_t)i, ids, 40, &sp), &e), &e);
+    }
+    struct sched_output so;
+    c->so = &so;
+    for (int guard = 0; guard < 10000 && loop_step(&L, record_seq, &so, c); guard++)
+        for (int32_t i = 0; i < so.n_items; i++)
+            if (so.items[i].sample && !runner_item_logits(L.rn, i)) *host_logits = false;
+    *preempted = L.preempted;
+    loop_close(&L);
+}
+
+static void test_backend_sampling(void) {
+    struct te_model t;
+    if (te_open(&t, 32, 8, 64) != 0) {
+        te_close(&t);
+        return;
+    }
+    struct sampling_params greedy = te_params(true, 0, 24, true),
+                           draw = te_params(false, 0, 24, true);
+    greedy.logprobs = draw.logprobs = -1;
+    draw.top_k = 0; /* plain: temperature 1 only */
+    struct seq_ctx ref, got, small;
+    int64_t p0 = 0, p1 = 0;
+    bool host0 = false, host1 = true;
+    g_backend_sampling = -1;
+    run_plain(&t, 64, &greedy, &ref, &p0, &host0);
+    g_backend_sampling = 1;
+    run_plain(&t, 64, &greedy, &got, &p1, &host1);
+    T_OK(host0 && !host1);
+    for (int i = 0; i < 4; i++) {
+        T_EQ(got.n_out[i], 24);
+        T_OK(memcmp(ref.out[i], got.out[i], sizeof ref.out[i]) == 0);
+    }
+    run_plain(&t, 64, &draw, &got, &p0, &host1);
+    run_plain(&t, 6, &draw, &small, &p1, &host1);
+    T_OK(p1 > 0);
+    int n_diff = 0;
+    for (int i = 0; i < 4; i++) {
+        T_EQ(small.n_out[i], 24);
+        T_OK(memcmp(got.out[i], small.out[i], sizeof got.out[i]) == 0);
+        n_diff += memcmp(got.out[i], ref.out[i], sizeof got.out[i]) != 0;
+    }
+    T_OK(n_diff > 0);  /* draws, not the greedy path */
+    draw.top_p = 0.9f; /* not plain: the sampler, with the logits on the host */
+    run_plain(&t, 64, &draw, &got, &p0, &host1);
+    T_OK(host1);
+    g_backend_sampling = 0;
+    te_close(&t);
+}
+
 int main(void) {
     T_RUN(test_reference_greedy);
     T_RUN(test_preemption_keeps_state);
     T_RUN(test_refusals);
+    T_RUN(test_backend_sampling);
     return t_done();
 }

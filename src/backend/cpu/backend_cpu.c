@@ -134,6 +134,7 @@ static const struct be_ops g_cpu_ops = {
     .gather_rows = cpu_gather_rows,
     .layer_norm = cpu_layer_norm,
     .quick_gelu = cpu_quick_gelu,
+    .sample = cpu_sample,
 };
 
 struct be_cpu_opts be_cpu_opts_default(int n_threads) {

@@ -34,6 +34,10 @@ int cpu_embed(struct be *b, struct tensor *y, const struct tensor *table, const 
 /* Runs fn(ctx, r0, r1) over [0, rows) split into one contiguous range per pool thread
  * (rows below min_rows_per_thread per thread run on the caller alone: waking the pool
  * costs more than it saves). fn must only write its own rows. */
+/* be_sample (sample.c). */
+int cpu_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+               const struct be_sample_row *rows, struct err *e);
+
 typedef void (*cpu_rows_fn)(void *ctx, int64_t r0, int64_t r1);
 void cpu_parallel_rows(struct be_cpu *c, int64_t rows, int64_t min_rows_per_thread, cpu_rows_fn fn,
                        void *ctx);

@@ -207,6 +207,7 @@ static const struct be_ops g_cuda_ops = {
     .layer_norm = cu_layer_norm,
     .quick_gelu = cu_quick_gelu,
     .sample_greedy = cu_sample_greedy,
+    .sample = cu_sample,
 };
 
 int be_cuda_device_count(void) {
@@ -240,6 +241,8 @@ static int cuda_setup(struct be_cuda *c, const struct be_cuda_opts *o, struct er
     int rc = meta_alloc(c, o->meta_bytes ? o->meta_bytes : 8 * MIB, e);
     if (rc != 0) return rc;
     CU_TRY(kl_attention_setup(c->max_smem), e);
+    const char *att = getenv("VELA_CUDA_ATTN");
+    c->attn_general = att && strcmp(att, "general") == 0;
     return 0;
 }
 

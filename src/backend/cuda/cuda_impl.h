@@ -18,6 +18,7 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct be_cuda {
@@ -36,7 +37,8 @@ struct be_cuda {
     unsigned char *meta_host; /* owned, pinned: metadata ring (host side) */
     unsigned char *meta_dev;  /* owned: metadata ring (device side) */
     size_t meta_bytes, meta_used;
-    int32_t *rd_host; /* owned, pinned: CU_RD_IDS ids read back for checks */
+    int32_t *rd_host;  /* owned, pinned: CU_RD_IDS ids read back for checks */
+    bool attn_general; /* VELA_CUDA_ATTN=general: no attention fast paths (A/B runs) */
 };
 
 #define CU_RD_IDS 16384 /* ids per read-back chunk (64 KiB pinned) */
@@ -103,5 +105,25 @@ int cu_quick_gelu(struct be *b, struct tensor *y, const struct tensor *x, struct
 int cu_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const int32_t *rows,
                    struct err *e);
 int cu_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits, struct err *e);
+int cu_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+              const struct be_sample_row *rows, struct err *e);
+
+/* Attention fast paths, chosen per sequence by cu_attention (cuda_attn.c). Each takes the
+ * sequences s of m whose new-row count query_start[s+1] - query_start[s] lies in
+ * [min_rows, max_rows] and writes exactly their rows of o; other rows are left alone.
+ * *_applies says, before anything is queued, whether the path handles these dtypes and head
+ * size at all (if either says no, cu_attention uses its general kernel for the whole call).
+ *   tc:  tensor-core (mma) flash attention for prefill chunks (cuda_attn_tc.c, attention_tc.cu)
+ *   dec: memory-bound flash-decoding for decode rows (cuda_attn_dec.c, attention_dec.cu) */
+bool cu_attn_tc_applies(const struct be_cuda *c, const struct tensor *o, const struct tensor *q,
+                        const struct tensor *k_cache, const struct attn_meta *m);
+int cu_attn_tc(struct be_cuda *c, struct tensor *o, const struct tensor *q,
+               const struct tensor *k_cache, const struct tensor *v_cache,
+               const struct attn_meta *m, int32_t min_rows, int32_t max_rows, struct err *e);
+bool cu_attn_dec_applies(const struct be_cuda *c, const struct tensor *o, const struct tensor *q,
+                         const struct tensor *k_cache, const struct attn_meta *m);
+int cu_attn_dec(struct be_cuda *c, struct tensor *o, const struct tensor *q,
+                const struct tensor *k_cache, const struct tensor *v_cache,
+                const struct attn_meta *m, int32_t min_rows, int32_t max_rows, struct err *e);
 
 #endif

@@ -13,6 +13,7 @@
 #include "util/limits.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 int cu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
@@ -197,6 +198,23 @@ int cu_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logi
     if (rc != 0) return rc;
     CU_TRY(kl_argmax(c->stream, be_tensor_addr(ids, 0, 0), cu_kmat(logits), be_tensor_rows(logits),
                      be_tensor_cols(logits)),
+           e);
+    return 0;
+}
+
+int cu_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+              const struct be_sample_row *rows, struct err *e) {
+    _Static_assert(sizeof(struct ksample_row) == sizeof(struct be_sample_row) &&
+                       offsetof(struct ksample_row, key) == offsetof(struct be_sample_row, key),
+                   "ksample_row mirrors be_sample_row");
+    struct be_cuda *c = (struct be_cuda *)b;
+    int64_t n = be_tensor_rows(logits);
+    void *d = NULL;
+    int rc = cu_enter(c, e);
+    if (rc == 0) rc = cu_meta_put(c, rows, (size_t)n * sizeof *rows, &d, e);
+    if (rc != 0) return rc;
+    CU_TRY(kl_sample(c->stream, be_tensor_addr(ids, 0, 0), cu_kmat(logits), n,
+                     be_tensor_cols(logits), d),
            e);
     return 0;
 }

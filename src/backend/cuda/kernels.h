@@ -101,6 +101,15 @@ cudaError_t kl_attention(cudaStream_t s, const struct katt_params *p);
 /* ids[r] = the lowest index of the largest value of row r of logits (torch.argmax's tie
  * rule); -1 when every value is -inf or NaN. */
 cudaError_t kl_argmax(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows, int64_t cols);
+/* be_sample's per-row parameters (the layout of struct be_sample_row). */
+struct ksample_row {
+    float temperature;
+    uint64_t key;
+};
+/* be_sample: ids[r] = argmax_c (x[r, c] / T + Gumbel(key, c)), or argmax x for T < 1e-5;
+ * params: rows entries on the device. */
+cudaError_t kl_sample(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows, int64_t cols,
+                      const struct ksample_row *params);
 
 #ifdef __cplusplus
 }
