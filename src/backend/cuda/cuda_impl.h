@@ -21,6 +21,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* cuBLASLt's heuristic answer for one GEMM shape (cuda_matmul.c): asked once per shape, since
+ * asking costs tens of microseconds of host time per call, more than a decode GEMM runs. */
+#define CU_ALGO_SLOTS 1024
+struct cu_algo {
+    uint64_t key[4]; /* shape, strides, dtypes, alignments; all zero: empty slot */
+    bool none;       /* the heuristic offered nothing: take the fallback */
+    cublasLtMatmulAlgo_t algo;
+};
+
 struct be_cuda {
     struct be base; /* first: a struct be * points here */
     int device;
@@ -39,6 +48,8 @@ struct be_cuda {
     size_t meta_bytes, meta_used;
     int32_t *rd_host;  /* owned, pinned: CU_RD_IDS ids read back for checks */
     bool attn_general; /* VELA_CUDA_ATTN=general: no attention fast paths (A/B runs) */
+    struct cu_algo algos[CU_ALGO_SLOTS]; /* open addressing by cu_algo.key; never evicted */
+    int32_t n_algos;
 };
 
 #define CU_RD_IDS 16384 /* ids per read-back chunk (64 KiB pinned) */

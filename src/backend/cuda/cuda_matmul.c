@@ -14,12 +14,17 @@
  * (one extra rounding for BF16 y).
  * The heuristic is told each pointer's real alignment, so column views at odd offsets never
  * get an algorithm that assumes 16-byte alignment.
- * Invariants: nothing is allocated (descriptors are host objects made and destroyed per
- * call); every call is queued on the backend's stream. Owner thread only. */
+ * Algorithms: cuBLASLt's heuristic is asked once per shape (m, n, k, strides, dtypes, bias,
+ * alignments) and its answer kept in the backend (struct cu_algo): asking costs more host
+ * time than a decode-sized GEMM takes on the GPU.
+ * Invariants: nothing is allocated on the device (descriptors are host objects made and
+ * destroyed per call); every call is queued on the backend's stream. Owner thread only. */
 #include "backend/cuda/cuda_impl.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Largest power of two up to 256 dividing the address (what cuBLASLt calls alignment). */
 static uint32_t align_of(const void *p) {
@@ -46,11 +51,90 @@ struct gemm {
     int64_t m, n, k;
 };
 
+/* log2 of a power of two up to 256. */
+static uint64_t log2_of(uint32_t a) {
+    uint64_t l = 0;
+    while (a > 1) a >>= 1, l++;
+    return l;
+}
+
+/* g's cache key: shape, strides, dtypes, bias, alignments (word 3 is never 0). */
+static void algo_key(const struct gemm *g, uint64_t key[4]) {
+    key[0] = (uint64_t)g->m << 32 | (uint64_t)g->n;
+    key[1] = (uint64_t)g->k << 32 | (uint64_t)g->ldw;
+    key[2] = (uint64_t)g->ldx << 32 | (uint64_t)g->ldy;
+    key[3] = 1 | (uint64_t)g->y_dt << 4 | (uint64_t)(g->bias ? 1 + g->bias_dt : 0) << 8 |
+             log2_of(align_of(g->w)) << 12 | log2_of(align_of(g->x)) << 16 |
+             log2_of(align_of(g->y)) << 20;
+}
+
+/* The slot holding key (*hit), or the empty slot where it would go; NULL when the cache is
+ * full enough that probes would grow long (the heuristic is then asked every time). */
+static struct cu_algo *algo_slot(struct be_cuda *c, const uint64_t key[4], bool *hit) {
+    uint64_t h = 0;
+    for (int i = 0; i < 4; i++) h = (h ^ key[i]) * 0x9e3779b97f4a7c15ull;
+    *hit = false;
+    for (uint32_t probe = 0; probe < CU_ALGO_SLOTS; probe++) {
+        struct cu_algo *a = &c->algos[(h + probe) % CU_ALGO_SLOTS];
+        if (a->key[3] == 0) return c->n_algos < CU_ALGO_SLOTS * 3 / 4 ? a : NULL;
+        if (memcmp(a->key, key, sizeof a->key) == 0) {
+            *hit = true;
+            return a;
+        }
+    }
+    return NULL;
+}
+
+/* cuBLASLt's choice for g, from the cache or the heuristic (then remembered). *none when it
+ * has nothing for these shapes. */
+static cublasStatus_t algo_for(struct be_cuda *c, const struct gemm *g, cublasLtMatmulDesc_t op,
+                               cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                               cublasLtMatrixLayout_t ld, cublasLtMatmulAlgo_t *algo, bool *none) {
+    uint64_t key[4];
+    bool hit = false;
+    memset(algo, 0, sizeof *algo);
+    algo_key(g, key);
+    struct cu_algo *slot = algo_slot(c, key, &hit);
+    if (hit) {
+        *none = slot->none, *algo = slot->algo;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
+    size_t ws = c->workspace_bytes;
+    uint32_t al[3] = {align_of(g->w), align_of(g->x), align_of(g->y)};
+    const cublasLtMatmulPreferenceAttributes_t at[5] = {
+        CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    const void *av[5] = {&ws, &al[0], &al[1], &al[2], &al[2]};
+    const size_t as[5] = {sizeof ws, 4, 4, 4, 4};
+    for (int i = 0; st == CUBLAS_STATUS_SUCCESS && i < 5; i++)
+        st = cublasLtMatmulPreferenceSetAttribute(pref, at[i], av[i], as[i]);
+    cublasLtMatmulHeuristicResult_t res;
+    int n_res = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &res, &n_res);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    /* With a bias epilogue cuBLASLt 13 answers INVALID_VALUE (not NOT_SUPPORTED) for bias/D
+     * dtype pairs it lacks: that too means "take the fallback". */
+    *none = st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0) ||
+            (st == CUBLAS_STATUS_INVALID_VALUE && g->bias);
+    if (*none) st = CUBLAS_STATUS_SUCCESS;
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (!*none) *algo = res.algo;
+    if (slot) {
+        memcpy(slot->key, key, sizeof key);
+        slot->none = *none, slot->algo = *algo;
+        c->n_algos++;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* One GEMM; *no_algo set (and 0 returned) when the heuristic offers nothing. */
 static int gemm_run(struct be_cuda *c, const struct gemm *g, bool *no_algo, struct err *e) {
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
     cublasStatus_t st;
     const char *what = "cublasLtMatmulDescCreate";
     int rc = 0;
@@ -85,40 +169,17 @@ static int gemm_run(struct be_cuda *c, const struct gemm *g, bool *no_algo, stru
     LT_STEP(
         cublasLtMatrixLayoutCreate(&ld, dt_cuda(g->y_dt), (uint64_t)g->n, (uint64_t)g->m, g->ldy),
         "layout y");
-    LT_STEP(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    size_t ws = c->workspace_bytes;
-    uint32_t aa = align_of(g->w), ab = align_of(g->x), ay = align_of(g->y);
-    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                 &ws, sizeof ws),
-            "workspace");
-    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                 &aa, sizeof aa),
-            "align a");
-    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                 &ab, sizeof ab),
-            "align b");
-    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                 &ay, sizeof ay),
-            "align c");
-    LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                 &ay, sizeof ay),
-            "align d");
-    cublasLtMatmulHeuristicResult_t res;
-    int n_res = 0;
-    st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &res, &n_res);
-    /* With a bias epilogue cuBLASLt 13 answers INVALID_VALUE (not NOT_SUPPORTED) for bias/D
-     * dtype pairs it lacks: that too means "take the fallback". */
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0) ||
-        (st == CUBLAS_STATUS_INVALID_VALUE && g->bias)) {
+    cublasLtMatmulAlgo_t algo;
+    bool none = false;
+    LT_STEP(algo_for(c, g, op, la, lb, ld, &algo, &none), "heuristic");
+    if (none) {
         *no_algo = true;
         goto done;
     }
-    what = "heuristic";
-    if (st != CUBLAS_STATUS_SUCCESS) goto fail;
     float alpha = 1.0f, beta = 0.0f;
     what = "cublasLtMatmul";
-    st = cublasLtMatmul(c->lt, op, &alpha, g->w, la, g->x, lb, &beta, g->y, ld, g->y, ld, &res.algo,
-                        c->workspace, ws, c->stream);
+    st = cublasLtMatmul(c->lt, op, &alpha, g->w, la, g->x, lb, &beta, g->y, ld, g->y, ld, &algo,
+                        c->workspace, c->workspace_bytes, c->stream);
     if (st == CUBLAS_STATUS_NOT_SUPPORTED) /* refused before touching y: take the fallback */
         *no_algo = true;
     else if (st != CUBLAS_STATUS_SUCCESS)
@@ -131,7 +192,6 @@ fail:
                 "matmul [%" PRId64 " x %" PRId64 "] x [%" PRId64 " x %" PRId64 "]: cuBLASLt %s: %s",
                 g->m, g->k, g->n, g->k, what, cublasLtGetStatusString(st));
 done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (ld) cublasLtMatrixLayoutDestroy(ld);
     if (lb) cublasLtMatrixLayoutDestroy(lb);
     if (la) cublasLtMatrixLayoutDestroy(la);
