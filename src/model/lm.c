@@ -20,6 +20,7 @@
 
 #include "model/safetensors.h"
 #include "model/weights.h"
+#include "util/bf16.h"
 #include "util/limits.h"
 #include "util/size.h"
 
@@ -33,7 +34,8 @@
 struct lm_layer {
     struct tensor ln1, wq, bq, wk, bk, wv, bv, wo; /* attention */
     struct tensor ln2, wg, wu, wd;                 /* MLP */
-    struct tensor kc, vc;                          /* (n_blocks*block_size, Nkv*hd) cache */
+    struct tensor wqkv, bqkv, wgu; /* stacked on a device (lm.fused) instead of wq..bv, wg, wu */
+    struct tensor kc, vc;          /* (n_blocks*block_size, Nkv*hd) cache */
 };
 
 struct lm {
@@ -47,6 +49,11 @@ struct lm {
     struct tensor embed, norm, head;
     struct tensor ids, h, x, q, k, v, att, gate, up, xs, lg; /* scratch (max rows) */
     struct tensor sids; /* (1, S) I32: lm_forward_sample's ids */
+    /* On a device backend q, k, v are column views of qkv [T, Nq*hd + 2*Nkv*hd] and gate, up
+     * of gu [T, 2F], filled by one GEMM each over stacked weights: fewer, larger GEMMs and no
+     * per-output conversions, where each launch costs more than a decode GEMM's work. */
+    bool fused;
+    struct tensor qkv, gu;
     int32_t section[3];
     float eps, theta, scale;
     struct lm_profile *prof; /* borrowed; NULL = no timing */
@@ -105,32 +112,94 @@ static int weight(struct lm *m, const char *name, struct tensor *t, struct err *
     return rc != 0 ? err_wrap(e, "lm: weight %s", name) : 0;
 }
 
+/* The named tensors of layer il stacked into one new tensor *out: 2-D weights by rows (BF16),
+ * or 1-D biases end to end as one F32 row (a GEMM epilogue takes a bias of its output's
+ * dtype). Device backends only: the data is copied there. */
+static int stacked(struct lm *m, int32_t il, const char *const *names, int n, struct tensor *out,
+                   struct err *e) {
+    const struct weight *w[3];
+    int64_t rows = 0, cols = 0;
+    char name[128];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s", (int)il, names[i]);
+        w[i] = weights_find(m->w, name);
+        if (!w[i] || !w[i]->bf16) return err_set(e, VELA_ENOTFOUND, "lm: no data for %s", name);
+        bool bias = w[i]->n_dims == 1;
+        rows += bias ? w[i]->n_elems : w[i]->shape[0];
+        if (i == 0) cols = bias ? 1 : w[i]->shape[1];
+        if ((bias ? 1 : w[i]->shape[1]) != cols)
+            return err_set(e, VELA_EINVAL, "lm: %s does not stack with %s", name, names[0]);
+    }
+    bool bias = cols == 1 && w[0]->n_dims == 1;
+    enum be_dtype dt = bias ? BE_F32 : BE_BF16;
+    int64_t shape[2] = {bias ? 1 : rows, bias ? rows : cols};
+    struct be_buffer *buf = NULL;
+    int rc =
+        be_buffer_new(m->b, BE_BUF_WEIGHTS, (size_t)(rows * cols) * be_dtype_size(dt), &buf, e);
+    if (rc == 0) rc = add_buf(m, buf, e);
+    if (rc == 0) rc = be_tensor_init(out, buf, 0, dt, 2, shape, e);
+    int64_t at = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        struct tensor part;
+        int64_t len = bias ? w[i]->n_elems : w[i]->shape[0];
+        if (!bias) {
+            rc = be_tensor_rows_view(&part, out, at, len, e);
+            if (rc == 0)
+                rc = be_tensor_write(m->b, &part, w[i]->bf16, (size_t)w[i]->n_elems * 2, e);
+        } else {
+            float *f = malloc((size_t)len * sizeof *f);
+            if (!f) return err_set(e, VELA_ENOMEM, "lm: out of memory");
+            for (int64_t j = 0; j < len; j++) f[j] = bf16_to_f32(w[i]->bf16[j]);
+            rc = be_tensor_cols_view(&part, out, at, len, e);
+            if (rc == 0) rc = be_tensor_write(m->b, &part, f, (size_t)len * sizeof *f, e);
+            free(f);
+        }
+        at += len;
+    }
+    return rc != 0 ? err_wrap(e, "lm: layer %d stacked %s", (int)il, names[0]) : 0;
+}
+
+static int layer_weights_fused(struct lm *m, int32_t il, struct err *e) {
+    static const char *const wqkv[3] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                        "self_attn.v_proj.weight"};
+    static const char *const bqkv[3] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias",
+                                        "self_attn.v_proj.bias"};
+    static const char *const wgu[2] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"};
+    struct lm_layer *L = &m->layers[il];
+    int rc = stacked(m, il, wqkv, 3, &L->wqkv, e);
+    if (rc == 0) rc = stacked(m, il, bqkv, 3, &L->bqkv, e);
+    if (rc == 0) rc = stacked(m, il, wgu, 2, &L->wgu, e);
+    return rc;
+}
+
 static int layer_weights(struct lm *m, int32_t il, struct err *e) {
     struct lm_layer *L = &m->layers[il];
     static const struct {
         const char *name;
         size_t off;
+        bool stacked; /* part of wqkv, bqkv or wgu when m->fused */
     } tab[] = {
-        {"input_layernorm.weight", offsetof(struct lm_layer, ln1)},
-        {"self_attn.q_proj.weight", offsetof(struct lm_layer, wq)},
-        {"self_attn.q_proj.bias", offsetof(struct lm_layer, bq)},
-        {"self_attn.k_proj.weight", offsetof(struct lm_layer, wk)},
-        {"self_attn.k_proj.bias", offsetof(struct lm_layer, bk)},
-        {"self_attn.v_proj.weight", offsetof(struct lm_layer, wv)},
-        {"self_attn.v_proj.bias", offsetof(struct lm_layer, bv)},
-        {"self_attn.o_proj.weight", offsetof(struct lm_layer, wo)},
-        {"post_attention_layernorm.weight", offsetof(struct lm_layer, ln2)},
-        {"mlp.gate_proj.weight", offsetof(struct lm_layer, wg)},
-        {"mlp.up_proj.weight", offsetof(struct lm_layer, wu)},
-        {"mlp.down_proj.weight", offsetof(struct lm_layer, wd)},
+        {"input_layernorm.weight", offsetof(struct lm_layer, ln1), false},
+        {"self_attn.q_proj.weight", offsetof(struct lm_layer, wq), true},
+        {"self_attn.q_proj.bias", offsetof(struct lm_layer, bq), true},
+        {"self_attn.k_proj.weight", offsetof(struct lm_layer, wk), true},
+        {"self_attn.k_proj.bias", offsetof(struct lm_layer, bk), true},
+        {"self_attn.v_proj.weight", offsetof(struct lm_layer, wv), true},
+        {"self_attn.v_proj.bias", offsetof(struct lm_layer, bv), true},
+        {"self_attn.o_proj.weight", offsetof(struct lm_layer, wo), false},
+        {"post_attention_layernorm.weight", offsetof(struct lm_layer, ln2), false},
+        {"mlp.gate_proj.weight", offsetof(struct lm_layer, wg), true},
+        {"mlp.up_proj.weight", offsetof(struct lm_layer, wu), true},
+        {"mlp.down_proj.weight", offsetof(struct lm_layer, wd), false},
     };
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+    int rc = m->fused ? layer_weights_fused(m, il, e) : 0;
+    for (size_t i = 0; rc == 0 && i < sizeof tab / sizeof tab[0]; i++) {
+        if (m->fused && tab[i].stacked) continue;
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", (int)il, tab[i].name);
-        int rc = weight(m, name, (struct tensor *)((char *)L + tab[i].off), e);
-        if (rc != 0) return rc;
+        rc = weight(m, name, (struct tensor *)((char *)L + tab[i].off), e);
     }
-    return 0;
+    return rc;
 }
 
 /* One scratch tensor: where it goes, its dtype and size. */
@@ -220,7 +289,24 @@ static int lm_setup(struct lm *m, struct err *e) {
         {&m->att, BE_F32, T, nq}, {&m->gate, BE_F32, T, F}, {&m->up, BE_F32, T, F},
         {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},   {&m->sids, BE_I32, 1, S},
     };
-    rc = carve_scratch(m, cv, (int)(sizeof cv / sizeof cv[0]), e);
+    /* fused: the same bytes, q|k|v and gate|up side by side in a row */
+    struct carve cf[] = {
+        {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},
+        {&m->x, BE_F32, T, D},    {&m->qkv, BE_F32, T, nq + 2 * nkv},
+        {&m->att, BE_F32, T, nq}, {&m->gu, BE_F32, T, 2 * F},
+        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},
+        {&m->sids, BE_I32, 1, S},
+    };
+    if (m->fused) {
+        rc = carve_scratch(m, cf, (int)(sizeof cf / sizeof cf[0]), e);
+        if (rc == 0) rc = be_tensor_cols_view(&m->q, &m->qkv, 0, nq, e);
+        if (rc == 0) rc = be_tensor_cols_view(&m->k, &m->qkv, nq, nkv, e);
+        if (rc == 0) rc = be_tensor_cols_view(&m->v, &m->qkv, nq + nkv, nkv, e);
+        if (rc == 0) rc = be_tensor_cols_view(&m->gate, &m->gu, 0, F, e);
+        if (rc == 0) rc = be_tensor_cols_view(&m->up, &m->gu, F, F, e);
+    } else {
+        rc = carve_scratch(m, cv, (int)(sizeof cv / sizeof cv[0]), e);
+    }
     if (rc == 0) rc = alloc_cache(m, e);
     return rc;
 }
@@ -236,6 +322,7 @@ int lm_new(struct lm **out, struct be *b, const struct model_config *c, const st
     struct lm *m = calloc(1, sizeof *m);
     if (!m) return err_set(e, VELA_ENOMEM, "lm: out of memory");
     m->b = b, m->c = *c, m->o = opt, m->w = w;
+    m->fused = opt.stack_weights > 0 || (opt.stack_weights == 0 && be_device_of(b) != BE_DEV_CPU);
     int32_t hd = c->head_dim;
     if (c->has_mrope) {
         memcpy(m->section, c->mrope_section, sizeof m->section);
@@ -355,6 +442,9 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
     for (size_t i = 0; rc == 0 && i < sizeof vw / sizeof vw[0]; i++)
         rc = vw[i].src == &m->ids ? be_tensor_cols_view(vw[i].dst, vw[i].src, 0, n, e)
                                   : view(vw[i].dst, vw[i].src, 0, n, e);
+    struct tensor qkv_all, gu_all; /* fused: the rows of m->qkv and m->gu */
+    if (rc == 0 && m->fused) rc = view(&qkv_all, &m->qkv, 0, n, e);
+    if (rc == 0 && m->fused) rc = view(&gu_all, &m->gu, 0, n, e);
     if (rc == 0) rc = be_tensor_write(m->b, &ids, bt->token_ids, (size_t)n * 4, e);
     LM_RUN(LM_OP_EMBED, be_embed(m->b, &h, &m->embed, &ids, e));
     if (rc == 0 && bt->embeds) rc = lm_override(m, bt, &h, e);
@@ -382,7 +472,10 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
         LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln1, m->eps, e));
         const struct be_mm_out qkv[3] = {
             {&q, &L->wq, &L->bq}, {&k, &L->wk, &L->bk}, {&v, &L->wv, &L->bv}};
-        LM_RUN(LM_OP_QKV, be_matmul_multi(m->b, qkv, 3, &x, e));
+        if (m->fused)
+            LM_RUN(LM_OP_QKV, be_matmul(m->b, &qkv_all, &x, &L->wqkv, &L->bqkv, e));
+        else
+            LM_RUN(LM_OP_QKV, be_matmul_multi(m->b, qkv, 3, &x, e));
         LM_RUN(LM_OP_ROPE, be_rope(m->b, &q, &k, &ra, e));
         LM_RUN(LM_OP_KV_STORE, be_kv_store(m->b, &L->kc, &L->vc, &k, &v, &am, e));
         LM_RUN(LM_OP_ATTN, be_attention(m->b, &att, &q, &L->kc, &L->vc, &am, e));
@@ -391,7 +484,10 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
         /* MLP block: h += down(silu(gate(x)) * up(x)) */
         LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln2, m->eps, e));
         const struct be_mm_out gate_up[2] = {{&gate, &L->wg, NULL}, {&up, &L->wu, NULL}};
-        LM_RUN(LM_OP_GATE_UP, be_matmul_multi(m->b, gate_up, 2, &x, e));
+        if (m->fused)
+            LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &gu_all, &x, &L->wgu, NULL, e));
+        else
+            LM_RUN(LM_OP_GATE_UP, be_matmul_multi(m->b, gate_up, 2, &x, e));
         LM_RUN(LM_OP_SILU, be_silu_mul(m->b, &gate, &gate, &up, e));
         LM_RUN(LM_OP_DOWN, be_matmul(m->b, &x, &gate, &L->wd, NULL, e));
         LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));

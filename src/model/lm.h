@@ -38,6 +38,9 @@ struct lm_options {
     int32_t block_size;     /* tokens per block; 0 = 16 */
     enum be_dtype kv_dtype; /* BE_BF16 (serving) or BE_F32 (FP32 reference) */
     int32_t logit_rows;     /* rows per lm_head call; 0 = max_seqs (all_logits runs in chunks) */
+    /* q/k/v and gate/up weights stacked into one GEMM each (copied at lm_new): 0 = on device
+     * backends (which copy the weights anyway), 1 = always (tests), -1 = never */
+    int32_t stack_weights;
 };
 
 struct lm;

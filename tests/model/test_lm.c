@@ -79,11 +79,17 @@ static enum cpu_isa fp32_isa(void) {
     return cpu_isa_supported(CPU_ISA_AVX2) ? CPU_ISA_AVX2 : CPU_ISA_PORTABLE;
 }
 
+static int32_t g_stack_weights; /* lm_options.stack_weights of mklm */
+
 static struct lm *mklm(struct be *b, struct lm_files *f, enum be_dtype kv) {
     struct err e = {0};
     struct lm *m = NULL;
-    struct lm_options o = {
-        .max_tokens = 256, .max_seqs = 8, .n_blocks = 128, .kv_dtype = kv, .logit_rows = 64};
+    struct lm_options o = {.max_tokens = 256,
+                           .max_seqs = 8,
+                           .n_blocks = 128,
+                           .kv_dtype = kv,
+                           .logit_rows = 64,
+                           .stack_weights = g_stack_weights};
     T_RC(lm_new(&m, b, &f->cfg, f->w, &o, &e), &e);
     return m;
 }
@@ -218,6 +224,19 @@ static void test_tiny_reference(void) {
     int before = t_fail_;
     check_model(d, FILE_MAP_MMAP, "tests/fixtures/lm/tiny.safetensors", "tiny", g_tiny_margins);
     g_have_margins = t_fail_ == before;
+}
+
+/* q/k/v and gate/up stacked into one GEMM each (what device backends run), on the CPU: the
+ * same reference logits and greedy tokens. */
+static void test_stacked_weights(void) {
+    const char *d = tiny_dir();
+    if (!d) return;
+    g_stack_weights = 1;
+    check_model(d, FILE_MAP_MMAP, "tests/fixtures/lm/tiny.safetensors", "tiny (stacked)", NULL);
+    check_model(t_src("tests/fixtures/hf/qwen2_5_vl_bf16"), FILE_MAP_MMAP,
+                "tests/fixtures/lm/hf_qwen2_5_vl_bf16.safetensors", "hf_qwen2_5_vl_bf16 (stacked)",
+                NULL);
+    g_stack_weights = 0;
 }
 
 /* Mapped, and read into memory (--no-mmap): the same reference logits either way. */
@@ -543,6 +562,7 @@ static void test_other_archs(void) {
 int main(void) {
     T_RUN(test_tiny_reference);
     T_RUN(test_hf_reference);
+    T_RUN(test_stacked_weights);
     T_RUN(test_batch_equals_alone);
     T_RUN(test_chunked_prefill);
     T_RUN(test_bf16_path);
