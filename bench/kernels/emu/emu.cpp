@@ -6,8 +6,9 @@
  * is reported as a deadlock (a divergent barrier on a GPU). Device memory is malloc'ed and
  * filled with a pattern (0xa5) so reads of never-written memory show; streams are immediate.
  * cuBLASLt: a naive column-major GEMM that honours TRANSA/TRANSB, leading dimensions, the BIAS
- * epilogue and its dtype, and rounds BF16 output once. Checks logic, not GPU timing or memory
- * ordering. Single-threaded. */
+ * epilogue and its dtype, and rounds BF16 output once. Tensor-core and cp.async stand-ins
+ * live in emu_mma.h (reset per launch, pending copies checked per block). Checks logic, not
+ * GPU timing or memory ordering. Single-threaded. */
 #include "cuda_runtime.h"
 #include "cublasLt.h"
 #include <cstdio>
@@ -45,6 +46,9 @@ dim3 emu_tidx(void) {
 void *emu_dyn_smem(void) {
     return g_smem.data();
 }
+size_t emu_dyn_smem_bytes(void) {
+    return g_smem.size() - 16; /* the launch's request; 16 bytes of slack follow */
+}
 int emu_lane(void) {
     return g_cur % 32;
 }
@@ -76,7 +80,29 @@ static void entry(void) {
     swapcontext(&g_th[g_cur].ctx, &g_sched);
 }
 
+/* EMU_SCHED: how the warps of a block interleave between barriers. lockstep (default): each
+ * pass runs every runnable thread to its next barrier. warp / warp-rev: one warp at a time
+ * (lowest / highest first) runs until it waits at __syncthreads, the most skewed legal
+ * schedule, which exposes a missing __syncthreads between a shared-memory write and another
+ * warp's read. */
+enum { SCHED_LOCKSTEP = 0, SCHED_WARP, SCHED_WARP_REV };
+static int g_sched_mode = -1;
+
+static void sched_init(void) {
+    if (g_sched_mode >= 0) return;
+    const char *s = getenv("EMU_SCHED");
+    g_sched_mode = !s || !strcmp(s, "lockstep") ? SCHED_LOCKSTEP
+                   : !strcmp(s, "warp")         ? SCHED_WARP
+                   : !strcmp(s, "warp-rev")     ? SCHED_WARP_REV
+                                                : -1;
+    if (g_sched_mode < 0) {
+        fprintf(stderr, "EMU_SCHED=%s: expected lockstep, warp or warp-rev\n", s);
+        abort();
+    }
+}
+
 static void run_block(int n) {
+    sched_init();
     for (int t = 0; t < n; t++) {
         getcontext(&g_th[t].ctx);
         g_th[t].ctx.uc_stack.ss_sp = g_stacks[t];
@@ -87,12 +113,19 @@ static void run_block(int n) {
     }
     for (;;) {
         bool ran = false;
-        for (int t = 0; t < n; t++)
-            if (g_th[t].state == RUN) {
-                g_cur = t;
-                swapcontext(&g_sched, &g_th[t].ctx);
-                ran = true;
-            }
+        int nw = (n + 31) / 32;
+        for (int i = 0; i < nw; i++) {
+            /* lockstep: every warp a step per pass; warp-serial: only the first (last) warp
+             * that can run, so it runs ahead of the others up to the next __syncthreads */
+            int w = g_sched_mode == SCHED_WARP_REV ? nw - 1 - i : i;
+            for (int t = w * 32; t < n && t < w * 32 + 32; t++)
+                if (g_th[t].state == RUN) {
+                    g_cur = t;
+                    swapcontext(&g_sched, &g_th[t].ctx);
+                    ran = true;
+                }
+            if (ran && g_sched_mode != SCHED_LOCKSTEP) break;
+        }
         bool all_done = true, released = false;
         for (int w = 0; w * 32 < n; w++) {
             int live = 0, waiting = 0;
@@ -134,6 +167,7 @@ void emu_launch(emu_cfg_t c, std::function<void()> fn) {
     }
     g_smem.assign(c.smem + 16, 0x7f); /* a pattern, so reads of unset shared memory show */
     g_fn = &fn;
+    emu_mma_reset();
     emu_bdim = c.b;
     emu_gdim = c.g;
     for (unsigned z = 0; z < c.g.z; z++)
@@ -141,6 +175,7 @@ void emu_launch(emu_cfg_t c, std::function<void()> fn) {
             for (unsigned x = 0; x < c.g.x; x++) {
                 emu_bidx = dim3(x, y, z);
                 run_block(n);
+                emu_mma_block_end(n);
             }
 }
 

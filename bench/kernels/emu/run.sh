@@ -9,6 +9,11 @@
 # nothing about real warp scheduling, memory ordering, cuBLASLt's own layout rules or speed:
 # only scripts/gpu-check.sh on a GPU does. Slow (minutes): coroutine switches per barrier.
 # Usage: bench/kernels/emu/run.sh [--asan]   (outputs under build/emu/ or build/emu-asan/)
+# EMU_TESTS="test_cuda_consistency" runs only the named tests (default: every test_cuda_*.c).
+# EMU_SCHED=warp or warp-rev runs the warps of a block one at a time between __syncthreads
+# (default lockstep), to expose missing block barriers (emu.cpp).
+# EMU_BUILD_DIR=dir builds under dir (and dir-asan) instead of build/emu, so that two runs of
+# this script at once do not share object files.
 # EMU_NO_BIAS_ALGO=1 makes the emulated cuBLASLt refuse the bias epilogue, so the matmul
 # fallback (plain GEMM + bias kernel) runs instead.
 set -euo pipefail
@@ -20,7 +25,7 @@ if [ "${1:-}" = "--asan" ]; then
     SAN="-fsanitize=address,undefined -fno-omit-frame-pointer"
     BTYPE=Debug
 fi
-B=$ROOT/build/emu${SAN:+-asan}
+B=${EMU_BUILD_DIR:-$ROOT/build/emu}${SAN:+-asan}
 CPU=$B/cpu
 O=$B/obj
 mkdir -p "$O" "$B/gen"
@@ -32,8 +37,10 @@ g++ -std=c++17 $CF -c "$HERE/emu.cpp" -o "$O/emu.o"
 for f in "$ROOT"/src/backend/cuda/*.cu; do
     b=$(basename "$f" .cu)
     [ "$b" = cuda_probe ] && continue
-    # dynamic shared memory and <<<...>>> launches become calls into emu.cpp
+    # dynamic shared memory and <<<...>>> launches become calls into emu.cpp; nvcc's unroll
+    # hints go (g++ warns on them)
     perl -0pe 's/extern __shared__ float sm\[\];/float *sm = (float *)emu_dyn_smem();/g;
+               s/^[ \t]*#pragma unroll[^\n]*\n//mg;
                s/(\w+)\s*<<<(.+?)>>>\s*\((.*?)\);/emu_launch(emu_cfg($2), [&]() { $1($3); });/gs' \
         "$f" > "$B/gen/$b.cpp"
     g++ -std=c++17 $CF -Wall -Wno-unused-function -c "$B/gen/$b.cpp" -o "$O/$b.o"
@@ -45,7 +52,7 @@ rm -f "$B/libemucuda.a"
 ar rcs "$B/libemucuda.a" "$O"/*.o
 LIBS=$(pkg-config --libs jansson libpcre2-8 libutf8proc libjpeg libpng libwebp libevent libcurl zlib)
 status=0
-for t in test_cuda_consistency test_cuda_e2e; do
+for t in ${EMU_TESTS:-$(cd "$ROOT/tests/backend" && ls test_cuda_*.c | sed 's/\.c$//')}; do
     gcc -std=c11 $CF -DVELA_HAVE_CUDA=1 -I"$ROOT/tests" -c "$ROOT/tests/backend/$t.c" -o "$B/$t.o"
     g++ "$B/$t.o" "$B/libemucuda.a" "$CPU/libvelacore.a" $LIBS -lpthread -lm $SAN -o "$B/$t"
     echo "== $t (emulated device)"
