@@ -367,7 +367,9 @@ static void run_attention(const struct acase *ac, enum be_dtype kv_dt, enum be_d
     T_RC(be_attention(g_gpu, &o.g, &q.g, &kc.g, &vc.g, &m, &e), &e);
     snprintf(what, sizeof what, "attention %s (nq %d, nkv %d, hd %d) kv%s q%s", ac->name,
              (int)ac->nq, (int)ac->nkv, (int)ac->hd, be_dtype_name(kv_dt), be_dtype_name(q_dt));
-    cmp(what, &o, thr_of(q_dt, 1e-9, 1e-5));
+    /* A BF16 cache takes the fast paths, which round q and the softmax weights to BF16 for
+     * the tensor cores (prefill): BF16-level agreement there, FP32-level with an F32 cache. */
+    cmp(what, &o, kv_dt == BE_BF16 ? 1e-5 : thr_of(q_dt, 1e-9, 1e-5));
     free_bufs();
     free(perm), free(bt), free(slots), free(new_slots);
 }

@@ -127,5 +127,7 @@ static inline float __uint_as_float(uint32_t u) {
 static inline int min(int a, int b) {
     return a < b ? a : b;
 }
+#include "emu_mma.h" /* tensor-core stand-ins (attention_tc.cu) */
+#include "emu_vec.h" /* vector-type stand-ins (attention_dec.cu) */
 #endif
 #endif

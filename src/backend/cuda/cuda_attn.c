@@ -21,6 +21,7 @@
 #define ATT_MAX_QV         32 /* query vectors per block: one per lane of the score warp */
 #define ATT_SPLIT_MIN_KEYS 512
 #define ATT_MAX_SPLITS     64
+#define ATT_DEC_MAX_ROWS   16 /* sequences with at most this many new rows take the decode path */
 
 /* Heads per block, rows per tile and head groups that fit the device's shared memory. */
 static int plan_shape(struct be_cuda *c, struct katt_params *p, struct err *e) {
@@ -86,7 +87,15 @@ int cu_attention(struct be *b, struct tensor *o, const struct tensor *q,
                             .n_rows = be_tensor_rows(q)};
     p.group = p.n_q_heads / (int32_t)(be_tensor_cols(k_cache) / hd);
     int rc = cu_enter(c, e);
-    if (rc == 0) rc = plan_shape(c, &p, e);
+    if (rc != 0) return rc;
+    if (!c->attn_general && cu_attn_tc_applies(c, o, q, k_cache, m) &&
+        cu_attn_dec_applies(c, o, q, k_cache, m)) {
+        rc = cu_attn_dec(c, o, q, k_cache, v_cache, m, 1, ATT_DEC_MAX_ROWS, e);
+        if (rc == 0)
+            rc = cu_attn_tc(c, o, q, k_cache, v_cache, m, ATT_DEC_MAX_ROWS + 1, INT32_MAX, e);
+        return rc;
+    }
+    rc = plan_shape(c, &p, e);
     if (rc != 0) return rc;
     /* One metadata piece: tiles (at most one per row), then the block tables. */
     size_t tiles_bytes = ((size_t)p.n_rows * sizeof(struct katt_tile) + 15) & ~(size_t)15;
