@@ -163,13 +163,15 @@ bool tensor_overlap(const struct tensor *a, const struct tensor *b) {
     tensor_byte_range(a, &a0, &a1);
     tensor_byte_range(b, &b0, &b1);
     if (!(a0 < b1 && b0 < a1)) return false;
-    /* Interleaved column slices of one matrix (gate and up halves of gate_up) share a row
-     * pitch: they overlap only if their column byte ranges inside a row do. */
+    /* Interleaved column slices of one matrix (q, k, v of a stacked projection, or rows views
+     * of them) share a row pitch p: every row of b starts d bytes after a row start of a,
+     * modulo p, so they overlap only if [0, wa) and [d, d + wb) meet on a circle of p bytes.
+     * (The matrix itself may start anywhere in the buffer: only the difference counts.) */
     size_t pa = (size_t)a->row_stride * be_dtype_size(a->dtype);
     size_t pb = (size_t)b->row_stride * be_dtype_size(b->dtype);
-    if (pa != pb || be_tensor_rows(a) == 1 || be_tensor_rows(b) == 1) return true;
-    size_t ca = a0 % pa, wa = (size_t)be_tensor_cols(a) * be_dtype_size(a->dtype);
-    size_t cb = b0 % pb, wb = (size_t)be_tensor_cols(b) * be_dtype_size(b->dtype);
-    if (ca + wa > pa || cb + wb > pb) return true; /* a slice wraps a row: stay conservative */
-    return ca < cb + wb && cb < ca + wa;
+    size_t wa = (size_t)be_tensor_cols(a) * be_dtype_size(a->dtype);
+    size_t wb = (size_t)be_tensor_cols(b) * be_dtype_size(b->dtype);
+    if (pa != pb || pa == 0 || wa > pa || wb > pa) return true; /* stay conservative */
+    size_t d = b0 >= a0 ? (b0 - a0) % pa : (pa - (a0 - b0) % pa) % pa;
+    return d < wa || d + wb > pa;
 }

@@ -284,8 +284,7 @@ static void report(const struct tp_args *a, const struct tp_run *r, double t0, d
     printf("Elapsed: %.3f s for %lld requests (%lld prompt + %lld output tokens), %lld steps\n", el,
            (long long)n, (long long)(n * a->input_len), (long long)out, (long long)st.n_steps);
     printf("Engine time: forward %.3f s, sampling %.3f s, batch building %.3f s, other %.3f s\n",
-           st.t_forward, st.t_sample, st.t_prepare,
-           el - st.t_forward - st.t_sample - st.t_prepare);
+           st.t_forward, st.t_sample, st.t_prepare, el - st.t_forward - st.t_sample - st.t_prepare);
     if (ttft) {
         qsort(ttft, (size_t)n, sizeof *ttft, cmp_double);
         printf("TTFT: mean %.1f ms, median %.1f ms, max %.1f ms\n", 1e3 * sum / (double)n,

@@ -4,6 +4,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
 #include "backend/cpu/vec.h"
+#include "backend/tensor.h"
 #include "util/bf16.h"
 #include "t.h"
 
@@ -445,6 +446,39 @@ static void test_tensor_bookkeeping(void) {
     fix_deinit(&f);
 }
 
+/* Column slices of one matrix (q | k | v of a stacked projection) placed at an offset that is
+ * not a multiple of its row pitch: neighbours are disjoint, also as 1-row views; a slice one
+ * column wider overlaps; ops accept the disjoint ones as input and output. */
+static void test_interleaved_views(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    struct be_buffer *buf = NULL;
+    T_RC(be_buffer_new(f.b, BE_BUF_COMPUTE, 4096, &buf, &e), &e);
+    f.buf[f.n++] = buf;
+    struct tensor all, q, k, v, q1, k1, wide;
+    int64_t shape[2] = {5, 12}; /* pitch 48 bytes, placed at 64 */
+    T_RC(be_tensor_init(&all, buf, 64, BE_F32, 2, shape, &e), &e);
+    T_RC(be_tensor_cols_view(&q, &all, 0, 8, &e), &e);
+    T_RC(be_tensor_cols_view(&k, &all, 8, 2, &e), &e);
+    T_RC(be_tensor_cols_view(&v, &all, 10, 2, &e), &e);
+    T_OK(!tensor_overlap(&q, &k) && !tensor_overlap(&k, &q));
+    T_OK(!tensor_overlap(&k, &v) && !tensor_overlap(&v, &q) && !tensor_overlap(&q, &v));
+    T_RC(be_tensor_rows_view(&q1, &q, 3, 1, &e), &e);
+    T_RC(be_tensor_rows_view(&k1, &k, 3, 1, &e), &e);
+    T_OK(!tensor_overlap(&q1, &k1) && !tensor_overlap(&k1, &q1));
+    T_OK(!tensor_overlap(&q1, &k) && !tensor_overlap(&k, &q1));
+    T_RC(be_tensor_cols_view(&wide, &all, 7, 3, &e), &e);
+    T_OK(tensor_overlap(&wide, &q) && tensor_overlap(&k, &wide) && !tensor_overlap(&wide, &v));
+    T_OK(tensor_overlap(&q, &q1) && tensor_overlap(&all, &v));
+    /* silu_mul(gate | up) in place into the gate half, as the stacked MLP runs it */
+    struct tensor g, u;
+    T_RC(be_tensor_cols_view(&g, &all, 0, 6, &e), &e);
+    T_RC(be_tensor_cols_view(&u, &all, 6, 6, &e), &e);
+    T_RC(be_silu_mul(f.b, &g, &g, &u, &e), &e);
+    fix_deinit(&f);
+}
+
 /* Many rows: the ops split rows over the pool; results must equal a 1-thread backend's
  * bit for bit (each row's math is the same wherever it runs). */
 static void test_parallel_rows(void) {
@@ -484,5 +518,6 @@ int main(void) {
     T_RUN(test_wide_rows_paths);
     T_RUN(test_embed);
     T_RUN(test_tensor_bookkeeping);
+    T_RUN(test_interleaved_views);
     return t_done();
 }
