@@ -17,12 +17,16 @@
  * exactly what real keys cost, without minutes of prefill on the large shapes.
  * Usage: bench_lm --model DIR [--threads N] [--isa auto|avx512|avx2|portable] [--pp N]
  *                 [--batches 1,8,32] [--ctx N] [--steps N] [--tg N] [--rounds N]
- *                 [--kv-cache-dtype bf16|f32] [--mmap 1|0]
+ *                 [--kv-cache-dtype bf16|f32] [--mmap 1|0] [--device auto|cpu|cuda]
+ *                 [--load-format dummy] [--gpu-gbps G] [--gpu-tflops T]
+ * On a GPU there are no probes: the roofline is --gpu-gbps (3350) and --gpu-tflops (989), an
+ * H100 SXM's datasheet figures, and each op's time includes a sync after it.
  * --mmap 0 reads the weights into 2 MB-page memory (vela's --no-mmap) instead of mapping them.
  * The read probe's buffer is always advised as huge pages: a roofline is the best the machine
  * can do, and 2 MB pages read 3-5% faster than 4 KB ones on the reference machine. */
 #include "backend/backend.h"
 #include "backend/cpu/backend_cpu.h"
+#include "backend/device.h"
 #include "model/batch.h"
 #include "model/lm.h"
 #include "model/weights.h"
@@ -33,6 +37,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#ifdef VELA_HAVE_CUDA
+#include "backend/cuda/backend_cuda.h"
+#endif
+
 #define MAX_BATCHES 8
 
 struct opts {
@@ -41,6 +49,9 @@ struct opts {
     int batches[MAX_BATCHES];
     enum cpu_isa isa;
     enum be_dtype kv;
+    enum be_device_kind device;  /* --device */
+    bool dummy;                  /* --load-format dummy */
+    double gpu_gbps, gpu_tflops; /* the roofline on a GPU (no probe there) */
 };
 
 struct roof {
@@ -64,7 +75,10 @@ static int parse(struct opts *o, int argc, char **argv) {
                        .n_batches = 3,
                        .batches = {1, 8, 32},
                        .isa = CPU_ISA_AUTO,
-                       .kv = BE_BF16};
+                       .kv = BE_BF16,
+                       .device = BE_DEVICE_CPU,
+                       .gpu_gbps = 3350,
+                       .gpu_tflops = 989};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
@@ -85,6 +99,16 @@ static int parse(struct opts *o, int argc, char **argv) {
             o->rounds = atoi(v);
         else if (strcmp(a, "--mmap") == 0)
             o->mmap = atoi(v);
+        else if (strcmp(a, "--device") == 0) {
+            struct err e = {0};
+            if (!v || be_device_parse(v, &o->device, &e) != 0) return -1;
+        } else if (strcmp(a, "--load-format") == 0) {
+            if (!v || (strcmp(v, "dummy") != 0 && strcmp(v, "safetensors") != 0)) return -1;
+            o->dummy = strcmp(v, "dummy") == 0;
+        } else if (strcmp(a, "--gpu-gbps") == 0)
+            o->gpu_gbps = v ? atof(v) : 0;
+        else if (strcmp(a, "--gpu-tflops") == 0)
+            o->gpu_tflops = v ? atof(v) : 0;
         else if (strcmp(a, "--kv-cache-dtype") == 0)
             o->kv = strcmp(v, "f32") == 0 ? BE_F32 : BE_BF16;
         else if (strcmp(a, "--isa") == 0) {
@@ -246,7 +270,8 @@ static int run(const struct opts *o, struct lm_files *f, struct roof *r) {
     struct lm *m = NULL;
     struct lm_batch_buf bb = {0};
     float *logits = malloc((size_t)maxB * f->cfg.vocab_size * sizeof(float));
-    rc = be_cpu_new_opts(&b, &bo, &e);
+    bool gpu = be_device_resolve(o->device) == BE_DEVICE_CUDA;
+    rc = gpu ? be_device_open(o->device, o->threads, &b, &e) : be_cpu_new_opts(&b, &bo, &e);
     if (rc == 0) rc = lm_new(&m, b, &f->cfg, f->w, &lo, &e);
     if (rc == 0) rc = lmb_init(&bb, lo.max_tokens, maxB, nb, 16, &e);
     if (rc != 0 || !logits) {
@@ -273,11 +298,17 @@ static int run(const struct opts *o, struct lm_files *f, struct roof *r) {
         for (int i = 0; i < o->tg && rc == 0; i++) rc = step(m, &bb, 1, nb, i, 0, logits, &e);
         res.tg_t = probe_now_s() - t0;
     }
-    probe(r, o->threads); /* again after the runs: the roof is the best of both */
-    printf("roofline probes (best of 10, before and after): read %.1f GB/s, compute peak %.1f "
-           "GFLOP/s (vdpbf16ps %.1f, FP32 FMA %.1f)\nisa %s, %d threads, KV cache %s\n\n",
-           r->gbps, r->gflops, r->bf16, r->fma, cpu_isa_name(be_cpu_isa(b)), o->threads,
-           be_dtype_name(o->kv));
+    if (gpu) {
+        printf("GPU roofline as given: %.0f GB/s, %.0f TFLOP/s; KV cache %s; per-op times "
+               "include a sync after each op\n\n",
+               r->gbps, r->gflops / 1e3, be_dtype_name(o->kv));
+    } else {
+        probe(r, o->threads); /* again after the runs: the roof is the best of both */
+        printf("roofline probes (best of 10, before and after): read %.1f GB/s, compute peak "
+               "%.1f GFLOP/s (vdpbf16ps %.1f, FP32 FMA %.1f)\nisa %s, %d threads, KV cache %s\n\n",
+               r->gbps, r->gflops, r->bf16, r->fma, cpu_isa_name(be_cpu_isa(b)), o->threads,
+               be_dtype_name(o->kv));
+    }
     report(o, r, &res);
 done:
     free(logits);
@@ -292,12 +323,18 @@ int main(int argc, char **argv) {
     if (parse(&o, argc, argv) != 0) {
         fprintf(stderr, "usage: bench_lm --model DIR [--threads N] [--isa ISA] [--pp N] "
                         "[--batches 1,8,32] [--ctx N] [--steps N] [--tg N] [--rounds N] "
-                        "[--kv-cache-dtype bf16|f32] [--mmap 1|0]\n");
+                        "[--kv-cache-dtype bf16|f32] [--mmap 1|0] [--device auto|cpu|cuda] "
+                        "[--load-format dummy] [--gpu-gbps G] [--gpu-tflops T]\n");
         return 2;
     }
     struct err e = {0};
     struct lm_files f;
-    if (lm_files_open_mode(&f, o.model, o.mmap ? FILE_MAP_MMAP : FILE_MAP_READ, &e) != 0) {
+#ifdef VELA_HAVE_CUDA
+    be_cuda_register_device();
+#endif
+    int frc = o.dummy ? lm_files_open_dummy(&f, o.model, 0, 16, &e)
+                      : lm_files_open_mode(&f, o.model, o.mmap ? FILE_MAP_MMAP : FILE_MAP_READ, &e);
+    if (frc != 0) {
         fprintf(stderr, "error: %s\n", e.msg);
         return 1;
     }
@@ -311,7 +348,10 @@ int main(int argc, char **argv) {
     r.head_flops = 2 * V * D;
     r.kv_bytes_per_k = 2.0 * c->num_hidden_layers * c->num_key_value_heads * c->head_dim *
                        (o.kv == BE_F32 ? 4 : 2);
-    probe(&r, o.threads);
+    if (be_device_resolve(o.device) == BE_DEVICE_CUDA)
+        r.gbps = o.gpu_gbps, r.gflops = o.gpu_tflops * 1e3;
+    else
+        probe(&r, o.threads);
     printf("model %s: %d layers, hidden %d, %d/%d heads, vocab %d; %.2f GB of matmul weights "
            "per step\n",
            o.model, c->num_hidden_layers, c->hidden_size, c->num_attention_heads,

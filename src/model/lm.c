@@ -57,6 +57,7 @@ struct lm {
     int32_t section[3];
     float eps, theta, scale;
     struct lm_profile *prof; /* borrowed; NULL = no timing */
+    bool prof_sync;          /* timing on a device: each op waits for its work */
 };
 
 static double now_s(void) {
@@ -71,12 +72,14 @@ static double now_s(void) {
         if (rc == 0) {                                                                             \
             double t_ = m->prof ? now_s() : 0.0;                                                   \
             rc = (expr);                                                                           \
+            if (m->prof && rc == 0 && m->prof_sync) rc = be_sync(m->b, e);                         \
             if (m->prof) m->prof->seconds[op] += now_s() - t_, m->prof->calls[op]++;               \
         }                                                                                          \
     } while (0)
 
 void lm_set_profile(struct lm *m, struct lm_profile *p) {
     m->prof = p;
+    m->prof_sync = p && be_device_of(m->b) != BE_DEV_CPU; /* device ops are asynchronous */
 }
 
 const char *lm_op_name(enum lm_op op) {

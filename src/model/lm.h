@@ -75,8 +75,8 @@ int32_t lm_n_blocks(const struct lm *m);
 const struct lm_options *lm_opts(const struct lm *m);
 
 /* Optional per-op timing of lm_forward (benchmarks): each op's wall time is added to its
- * kind. On the CPU ops are synchronous, so the split is exact; a device backend would need a
- * sync per op. */
+ * kind. On the CPU ops are synchronous, so the split is exact; on a device each op is
+ * followed by a be_sync while timing, which adds the sync's latency to every op. */
 enum lm_op {
     LM_OP_EMBED = 0,
     LM_OP_NORM, /* input, post-attention and final RMSNorm */
