@@ -52,9 +52,13 @@
 #endif
 
 /* At most 168 registers, so 3 blocks (12 warps) share an SM at any query width: the
- * unbounded allocation of QV 7-8 (about 186) would leave 2 (ptxas spills 8-16 bytes). */
+ * unbounded allocation of QV 7-8 (about 186) would leave 2 (ptxas spills 8-16 bytes).
+ * DEC_MIN_BLOCKS may be set at build time for measurements. */
+#ifndef DEC_MIN_BLOCKS
+#define DEC_MIN_BLOCKS 3
+#endif
 #ifdef __CUDACC__
-#define DEC_BOUNDS __launch_bounds__(KDEC_THREADS, 3)
+#define DEC_BOUNDS __launch_bounds__(KDEC_THREADS, DEC_MIN_BLOCKS)
 #else
 #define DEC_BOUNDS
 #endif

@@ -24,8 +24,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Both may be set at build time for measurements. */
+#ifndef DEC_MIN_SPLIT
 #define DEC_MIN_SPLIT 256 /* keys per split at least: 128 KB of K+V per kv head at head_dim 128 */
-#define DEC_LOG2E     1.4426950408889634f
+#endif
+#ifndef DEC_WAVES
+#define DEC_WAVES 1 /* the main kernel's blocks fill the device about this many times */
+#endif
+#define DEC_LOG2E 1.4426950408889634f
 
 /* The call-wide numbers both planning passes use. */
 struct dec_plan {
@@ -197,7 +203,7 @@ int cu_attn_dec(struct be_cuda *c, struct tensor *o, const struct tensor *q,
     if (plan_sizes(&pl, m) == 0) return 0; /* no sequence in [min_rows, max_rows] */
     int occ = 1;
     CU_TRY(kl_attn_dec_occupancy(hd, pl.qv, &occ), e);
-    pl.slots = (int64_t)c->n_sms * occ;
+    pl.slots = (int64_t)c->n_sms * occ * DEC_WAVES;
     plan_fit(&pl, c, m);
     if (pl.n_blocks > INT32_MAX)
         return err_set(e, VELA_EUNSUP, "attention: %lld decode blocks", (long long)pl.n_blocks);
