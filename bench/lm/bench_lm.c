@@ -332,7 +332,9 @@ int main(int argc, char **argv) {
 #ifdef VELA_HAVE_CUDA
     be_cuda_register_device();
 #endif
-    int frc = o.dummy ? lm_files_open_dummy(&f, o.model, 0, 16, &e)
+    int frc = be_device_check(o.device, &e);
+    if (frc == 0)
+        frc = o.dummy ? lm_files_open_dummy(&f, o.model, 0, 16, &e)
                       : lm_files_open_mode(&f, o.model, o.mmap ? FILE_MAP_MMAP : FILE_MAP_READ, &e);
     if (frc != 0) {
         fprintf(stderr, "error: %s\n", e.msg);

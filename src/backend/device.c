@@ -43,6 +43,10 @@ static int need_cuda(struct err *e) {
     return 0;
 }
 
+int be_device_check(enum be_device_kind k, struct err *e) {
+    return be_device_resolve(k) == BE_DEVICE_CUDA ? need_cuda(e) : 0;
+}
+
 int be_device_open(enum be_device_kind k, int n_threads, struct be **out, struct err *e) {
     k = be_device_resolve(k);
     if (k == BE_DEVICE_CPU) return be_cpu_new(out, n_threads, e);

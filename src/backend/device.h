@@ -36,6 +36,9 @@ const char *be_device_name(enum be_device_kind k);
 /* Opens device 0 of kind k (resolved); n_threads is for the CPU backend. VELA_EUNSUP when
  * CUDA is asked for but this binary was built without it or no GPU is present. */
 int be_device_open(enum be_device_kind k, int n_threads, struct be **out, struct err *e);
+/* 0 when kind k can be opened here; else the error be_device_open would give (so a command
+ * can refuse before spending minutes loading a model). */
+int be_device_check(enum be_device_kind k, struct err *e);
 /* Device memory of GPU 0 (k must resolve to CUDA); VELA_EUNSUP for the CPU. */
 int be_device_mem_info(enum be_device_kind k, size_t *free_bytes, size_t *total_bytes,
                        struct err *e);

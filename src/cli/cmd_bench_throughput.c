@@ -381,8 +381,10 @@ static int cmd_bench_throughput(int argc, char **argv) {
     int pr = parse_args(&a, argc, argv);
     if (pr != 0) return pr > 0 ? 0 : 2;
     struct err e = {0};
-    struct lm_files f;
-    int rc = a.dummy
+    struct lm_files f = {0};
+    int rc = be_device_check(a.device, &e); /* before minutes of loading */
+    if (rc == 0)
+        rc = a.dummy
                  ? lm_files_open_dummy(&f, a.model, (uint64_t)a.seed, dummy_threads(), &e)
                  : lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
     if (rc == 0) rc = bench(&a, &f, &e);

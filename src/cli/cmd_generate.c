@@ -446,9 +446,11 @@ int cmd_generate(int argc, char **argv) {
         return pr > 0 ? 0 : 2;
     }
     struct err e = {0};
-    struct lm_files f;
+    struct lm_files f = {0};
     struct tokenizer *tok = NULL;
-    int rc = lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
+    int rc = be_device_check(a.mm.device, &e); /* before loading the model */
+    if (rc == 0)
+        rc = lm_files_open_mode(&f, a.model, a.no_mmap ? FILE_MAP_READ : FILE_MAP_MMAP, &e);
     if (rc == 0) rc = tok_load(a.model, &tok, &e);
     if (rc == 0) rc = generate(&a, &f, tok, &e);
     if (rc != 0) fprintf(stderr, "error: %s\n", e.msg);
