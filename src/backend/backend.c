@@ -244,13 +244,20 @@ int be_embed(struct be *b, struct tensor *y, const struct tensor *table, const s
     return rc != 0 ? rc : b->ops->embed(b, y, table, ids, e);
 }
 
+/* The tensors of be_sample_greedy and be_sample: I32 ids, one per row of F32/BF16 logits. */
+static int check_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
+                        const char *what, struct err *e) {
+    int rc = check_output(b, ids, what, e);
+    if (rc == 0) rc = check_tensor(b, logits, what, e);
+    if (rc == 0) rc = check_dtype(ids, what, false, false, true, e);
+    if (rc == 0) rc = check_dtype(logits, what, true, true, false, e);
+    if (rc == 0) rc = check_dims(ids, what, 1, be_tensor_rows(logits), e);
+    if (rc == 0) rc = check_alias(ids, logits, false, what, e);
+    return rc;
+}
+
 int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits, struct err *e) {
-    int rc = check_output(b, ids, "sample_greedy ids", e);
-    if (rc == 0) rc = check_tensor(b, logits, "sample_greedy logits", e);
-    if (rc == 0) rc = check_dtype(ids, "sample_greedy ids", false, false, true, e);
-    if (rc == 0) rc = check_dtype(logits, "sample_greedy logits", true, true, false, e);
-    if (rc == 0) rc = check_dims(ids, "sample_greedy ids", 1, be_tensor_rows(logits), e);
-    if (rc == 0) rc = check_alias(ids, logits, false, "sample_greedy", e);
+    int rc = check_sample(b, ids, logits, "sample_greedy", e);
     if (rc != 0) return rc;
     if (!b->ops->sample_greedy)
         return err_set(e, VELA_EUNSUP, "sample_greedy: not supported by %s", b->ops->name);
@@ -259,12 +266,7 @@ int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logi
 
 int be_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
               const struct be_sample_row *rows, struct err *e) {
-    int rc = check_output(b, ids, "sample ids", e);
-    if (rc == 0) rc = check_tensor(b, logits, "sample logits", e);
-    if (rc == 0) rc = check_dtype(ids, "sample ids", false, false, true, e);
-    if (rc == 0) rc = check_dtype(logits, "sample logits", true, true, false, e);
-    if (rc == 0) rc = check_dims(ids, "sample ids", 1, be_tensor_rows(logits), e);
-    if (rc == 0) rc = check_alias(ids, logits, false, "sample", e);
+    int rc = check_sample(b, ids, logits, "sample", e);
     if (rc == 0 && !rows) rc = err_set(e, VELA_EINVAL, "sample: NULL rows");
     for (int64_t r = 0; rc == 0 && r < be_tensor_rows(logits); r++)
         if (!(rows[r].temperature >= 0.0f) || isinf(rows[r].temperature))

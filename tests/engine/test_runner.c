@@ -170,10 +170,14 @@ static void record_seq(struct loop *L, int32_t i, void *arg) {
     if (it->sample && c->n_out[k] < 24) c->out[k][c->n_out[k]++] = L->sampled[i];
 }
 
-static void run_four(struct te_model *t, int32_t n_blocks, struct seq_ctx *c, int64_t *preempted) {
+/* Four requests of params p (seeds 100..103) with a pool of n_blocks; their outputs, and
+ * whether every sampling step left its logits on the host. */
+static void run_plain(struct te_model *t, int32_t n_blocks, const struct sampling_params *p,
+                      struct seq_ctx *c, int64_t *preempted, bool *host_logits) {
     struct err e = {0};
     struct loop L;
     memset(c, 0, sizeof *c);
+    *host_logits = true;
     if (loop_open(&L, t, 32, n_blocks) != 0) {
         loop_close(&L);
         return;
@@ -181,13 +185,15 @@ static void run_four(struct te_model *t, int32_t n_blocks, struct seq_ctx *c, in
     for (int i = 0; i < 4; i++) {
         int32_t ids[40];
         te_prompt(ids, 40, 0, (uint64_t)i + 1);
-        struct sampling_params sp = te_params(false, 100 + (uint64_t)i, 24, true);
+        struct sampling_params sp = *p;
+        sp.seed = 100 + (uint64_t)i, sp.has_seed = true;
         T_RC(sched_add(L.s, te_request((uint64_t)i, ids, 40, &sp), &e), &e);
     }
     struct sched_output so;
     c->so = &so;
-    for (int guard = 0; guard < 10000 && loop_step(&L, record_seq, &so, c); guard++) {
-    }
+    for (int guard = 0; guard < 10000 && loop_step(&L, record_seq, &so, c); guard++)
+        for (int32_t i = 0; i < so.n_items; i++)
+            if (so.items[i].sample && !runner_item_logits(L.rn, i)) *host_logits = false;
     *preempted = L.preempted;
     T_EQ(runner_n_live(L.rn), 0);
     loop_close(&L);
@@ -201,8 +207,10 @@ static void test_preemption_keeps_state(void) {
     }
     struct seq_ctx big, small;
     int64_t p_big = 0, p_small = 0;
-    run_four(&t, 64, &big, &p_big);
-    run_four(&t, 6, &small, &p_small);
+    bool host = false;
+    const struct sampling_params p = te_params(false, 0, 24, true);
+    run_plain(&t, 64, &p, &big, &p_big, &host);
+    run_plain(&t, 6, &p, &small, &p_small, &host);
     T_EQ(p_big, 0);
     T_OK(p_small > 0);
     for (int i = 0; i < 4; i++) {
@@ -253,34 +261,6 @@ static void test_refusals(void) {
     }
     loop_close(&L);
     te_close(&t);
-}
-
-/* Four requests of params p (seeds 100..103) with a pool of n_blocks; their outputs, and
- * whether every sampling step left its logits on the host. */
-static void run_plain(struct te_model *t, int32_t n_blocks, const struct sampling_params *p,
-                      struct seq_ctx *c, int64_t *preempted, bool *host_logits) {
-    struct err e = {0};
-    struct loop L;
-    memset(c, 0, sizeof *c);
-    *host_logits = true;
-    if (loop_open(&L, t, 32, n_blocks) != 0) {
-        loop_close(&L);
-        return;
-    }
-    for (int i = 0; i < 4; i++) {
-        int32_t ids[40];
-        te_prompt(ids, 40, 0, (uint64_t)i + 1);
-        struct sampling_params sp = *p;
-        sp.seed = 100 + (uint64_t)i, sp.has_seed = true;
-        T_RC(sched_add(L.s, te_request((uint64_t)i, ids, 40, &sp), &e), &e);
-    }
-    struct sched_output so;
-    c->so = &so;
-    for (int guard = 0; guard < 10000 && loop_step(&L, record_seq, &so, c); guard++)
-        for (int32_t i = 0; i < so.n_items; i++)
-            if (so.items[i].sample && !runner_item_logits(L.rn, i)) *host_logits = false;
-    *preempted = L.preempted;
-    loop_close(&L);
 }
 
 static void test_backend_sampling(void) {

@@ -13,16 +13,10 @@ static __device__ __forceinline__ bool better(float v, int32_t i, float bv, int3
     return v > bv || (v == bv && i < bi);
 }
 
-static __global__ void argmax_kernel(int32_t *ids, struct kmat logits, int64_t cols) {
+/* The block's winner of every thread's (bv, bi) by better(); thread 0 stores its index. */
+static __device__ void block_best(float bv, int32_t bi, int32_t *out) {
     __shared__ float sv[ARGMAX_THREADS / 32];
     __shared__ int32_t si[ARGMAX_THREADS / 32];
-    int64_t r = blockIdx.x;
-    float bv = -INFINITY;
-    int32_t bi = -1;
-    for (int64_t c = threadIdx.x; c < cols; c += ARGMAX_THREADS) {
-        float v = k_ld(logits, r, c);
-        if (v > bv) bv = v, bi = (int32_t)c; /* strictly: -inf and NaN never taken */
-    }
     for (int o = 16; o > 0; o >>= 1) {
         float ov = __shfl_xor_sync(0xffffffffu, bv, o);
         int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
@@ -33,8 +27,19 @@ static __global__ void argmax_kernel(int32_t *ids, struct kmat logits, int64_t c
     if (threadIdx.x == 0) {
         for (int w = 1; w < ARGMAX_THREADS / 32; w++)
             if (better(sv[w], si[w], bv, bi)) bv = sv[w], bi = si[w];
-        ids[r] = bi;
+        *out = bi;
     }
+}
+
+static __global__ void argmax_kernel(int32_t *ids, struct kmat logits, int64_t cols) {
+    int64_t r = blockIdx.x;
+    float bv = -INFINITY;
+    int32_t bi = -1;
+    for (int64_t c = threadIdx.x; c < cols; c += ARGMAX_THREADS) {
+        float v = k_ld(logits, r, c);
+        if (v > bv) bv = v, bi = (int32_t)c; /* strictly: -inf and NaN never taken */
+    }
+    block_best(bv, bi, &ids[r]);
 }
 
 extern "C" cudaError_t kl_argmax(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows,
@@ -63,8 +68,6 @@ static __device__ __forceinline__ float gumbel_dev(uint64_t key, int64_t i) {
 
 static __global__ void sample_kernel(int32_t *ids, struct kmat logits, int64_t cols,
                                      const struct ksample_row *rows) {
-    __shared__ float sv[ARGMAX_THREADS / 32];
-    __shared__ int32_t si[ARGMAX_THREADS / 32];
     int64_t r = blockIdx.x;
     struct ksample_row p = rows[r];
     bool greedy = p.temperature < 1e-5f;
@@ -77,18 +80,7 @@ static __global__ void sample_kernel(int32_t *ids, struct kmat logits, int64_t c
         float v = greedy ? x : x * inv_t + gumbel_dev(p.key, c);
         if (bi < 0 || v > bv) bv = v, bi = (int32_t)c;
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (better(ov, oi, bv, bi)) bv = ov, bi = oi;
-    }
-    if ((threadIdx.x & 31) == 0) sv[threadIdx.x / 32] = bv, si[threadIdx.x / 32] = bi;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < ARGMAX_THREADS / 32; w++)
-            if (better(sv[w], si[w], bv, bi)) bv = sv[w], bi = si[w];
-        ids[r] = bi;
-    }
+    block_best(bv, bi, &ids[r]);
 }
 
 extern "C" cudaError_t kl_sample(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows,
