@@ -175,8 +175,8 @@ int be_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, const
     return 0;
 }
 
-int be_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
-                float eps, struct err *e) {
+static int check_rms_norm(struct be *b, struct tensor *y, const struct tensor *x,
+                          const struct tensor *gain, float eps, struct err *e) {
     int rc = check_output(b, y, "rms_norm y", e);
     if (rc == 0) rc = check_tensor(b, x, "rms_norm x", e);
     if (rc == 0) rc = check_tensor(b, gain, "rms_norm gain", e);
@@ -188,11 +188,17 @@ int be_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const st
     if (rc == 0 && !(eps >= 0.0f)) rc = err_set(e, VELA_EINVAL, "rms_norm: eps %g < 0", eps);
     if (rc == 0) rc = check_alias(y, x, y->dtype == x->dtype, "rms_norm", e);
     if (rc == 0) rc = check_alias(y, gain, false, "rms_norm", e);
+    return rc;
+}
+
+int be_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
+                float eps, struct err *e) {
+    int rc = check_rms_norm(b, y, x, gain, eps, e);
     return rc != 0 ? rc : b->ops->rms_norm(b, y, x, gain, eps, e);
 }
 
-int be_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
-           struct err *e) {
+static int check_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
+                     struct err *e) {
     int rc = check_output(b, y, "add y", e);
     if (rc == 0) rc = check_tensor(b, a, "add a", e);
     if (rc == 0) rc = check_tensor(b, c, "add b", e);
@@ -203,7 +209,30 @@ int be_add(struct be *b, struct tensor *y, const struct tensor *a, const struct 
     if (rc == 0) rc = check_dims(c, "add b", be_tensor_rows(a), be_tensor_cols(a), e);
     if (rc == 0) rc = check_alias(y, a, y->dtype == a->dtype, "add", e);
     if (rc == 0) rc = check_alias(y, c, y->dtype == c->dtype, "add", e);
+    return rc;
+}
+
+int be_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
+           struct err *e) {
+    int rc = check_add(b, y, a, c, e);
     return rc != 0 ? rc : b->ops->add(b, y, a, c, e);
+}
+
+int be_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                    const struct tensor *gain, float eps, struct err *e) {
+    int rc = check_add(b, h, h, x, e);
+    /* y is written after h: it may be x itself, never h */
+    if (rc == 0) rc = check_rms_norm(b, y, h, gain, eps, e);
+    if (rc == 0 && tensor_overlap(y, h))
+        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps the residual");
+    if (rc == 0 && y->dtype != x->dtype && tensor_overlap(y, x))
+        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps x with another dtype");
+    if (rc == 0 && tensor_overlap(y, x) && !tensor_same_view(y, x))
+        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps x without being it");
+    if (rc != 0) return rc;
+    if (b->ops->add_rms_norm) return b->ops->add_rms_norm(b, h, y, x, gain, eps, e);
+    rc = b->ops->add(b, h, h, x, e);
+    return rc != 0 ? rc : b->ops->rms_norm(b, y, h, gain, eps, e);
 }
 
 int be_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, const struct tensor *up,

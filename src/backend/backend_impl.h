@@ -68,6 +68,9 @@ struct be_ops {
                          struct err *e); /* (optional): the CPU samples in engine/sampler.c */
     int (*sample)(struct be *b, struct tensor *ids, const struct tensor *logits,
                   const struct be_sample_row *rows, struct err *e); /* (optional) */
+    int (*add_rms_norm)(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                        const struct tensor *gain, float eps,
+                        struct err *e); /* (optional): else add, then rms_norm */
 };
 
 /* Every backend embeds this header first in its own struct. */

@@ -84,8 +84,8 @@ void lm_set_profile(struct lm *m, struct lm_profile *p) {
 
 const char *lm_op_name(enum lm_op op) {
     static const char *const names[LM_N_OPS] = {
-        "embed",  "rms_norm", "qkv_proj",     "rope",     "kv_store",  "attention",
-        "o_proj", "add",      "gate_up_proj", "silu_mul", "down_proj", "lm_head"};
+        "embed", "rms_norm", "qkv_proj",     "rope",     "kv_store",  "attention", "o_proj",
+        "add",   "add+norm", "gate_up_proj", "silu_mul", "down_proj", "lm_head"};
     return (int)op >= 0 && op < LM_N_OPS ? names[op] : "?";
 }
 
@@ -469,10 +469,15 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
     /* every slot and block checked before layer 0 writes any: a bad batch leaves the cache
      * as it was */
     rc = be_attn_meta_check(&am, n, be_tensor_rows(&m->layers[0].kc), e);
-    for (int32_t il = 0; rc == 0 && il < m->c.num_hidden_layers; il++) {
+    /* Each residual add runs fused with the norm after it (be_add_rms_norm: the same
+     * roundings as the two ops), so a layer's ln1 is applied by the previous layer's last add;
+     * only layer 0's ln1 and the last layer's add stand alone. */
+    int32_t n_layers = m->c.num_hidden_layers;
+    if (rc == 0 && n_layers > 0)
+        LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &m->layers[0].ln1, m->eps, e));
+    for (int32_t il = 0; rc == 0 && il < n_layers; il++) {
         struct lm_layer *L = &m->layers[il];
-        /* attention block: h += o_proj(attn(rope(q), rope(k), v)) */
-        LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln1, m->eps, e));
+        /* attention block: h += o_proj(attn(rope(q), rope(k), v)); x = ln1(h) on entry */
         const struct be_mm_out qkv[3] = {
             {&q, &L->wq, &L->bq}, {&k, &L->wk, &L->bk}, {&v, &L->wv, &L->bv}};
         if (m->fused)
@@ -483,9 +488,8 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
         LM_RUN(LM_OP_KV_STORE, be_kv_store(m->b, &L->kc, &L->vc, &k, &v, &am, e));
         LM_RUN(LM_OP_ATTN, be_attention(m->b, &att, &q, &L->kc, &L->vc, &am, e));
         LM_RUN(LM_OP_O_PROJ, be_matmul(m->b, &x, &att, &L->wo, NULL, e));
-        LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
-        /* MLP block: h += down(silu(gate(x)) * up(x)) */
-        LM_RUN(LM_OP_NORM, be_rms_norm(m->b, &x, &h, &L->ln2, m->eps, e));
+        /* MLP block: x = ln2(h += x); h += down(silu(gate(x)) * up(x)) */
+        LM_RUN(LM_OP_ADD_NORM, be_add_rms_norm(m->b, &h, &x, &x, &L->ln2, m->eps, e));
         const struct be_mm_out gate_up[2] = {{&gate, &L->wg, NULL}, {&up, &L->wu, NULL}};
         if (m->fused)
             LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &gu_all, &x, &L->wgu, NULL, e));
@@ -493,7 +497,11 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
             LM_RUN(LM_OP_GATE_UP, be_matmul_multi(m->b, gate_up, 2, &x, e));
         LM_RUN(LM_OP_SILU, be_silu_mul(m->b, &gate, &gate, &up, e));
         LM_RUN(LM_OP_DOWN, be_matmul(m->b, &x, &gate, &L->wd, NULL, e));
-        LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
+        if (il + 1 < n_layers)
+            LM_RUN(LM_OP_ADD_NORM,
+                   be_add_rms_norm(m->b, &h, &x, &x, &m->layers[il + 1].ln1, m->eps, e));
+        else
+            LM_RUN(LM_OP_ADD, be_add(m->b, &h, &h, &x, e));
         if (rc != 0) err_wrap(e, "layer %d", (int)il);
     }
     if (bt->all_logits || bt->n_logits > 0) LM_RUN(LM_OP_LM_HEAD, lm_logits(m, bt, logits, e));

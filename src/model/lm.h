@@ -79,14 +79,15 @@ const struct lm_options *lm_opts(const struct lm *m);
  * followed by a be_sync while timing, which adds the sync's latency to every op. */
 enum lm_op {
     LM_OP_EMBED = 0,
-    LM_OP_NORM, /* input, post-attention and final RMSNorm */
+    LM_OP_NORM, /* the first layer's input RMSNorm and the final one */
     LM_OP_QKV,  /* q, k, v projections (with biases) */
     LM_OP_ROPE,
     LM_OP_KV_STORE,
     LM_OP_ATTN,
     LM_OP_O_PROJ,
-    LM_OP_ADD,     /* residual adds */
-    LM_OP_GATE_UP, /* gate and up projections */
+    LM_OP_ADD,      /* the last layer's residual add */
+    LM_OP_ADD_NORM, /* the other residual adds with the RMSNorm after each (be_add_rms_norm) */
+    LM_OP_GATE_UP,  /* gate and up projections */
     LM_OP_SILU,
     LM_OP_DOWN,
     LM_OP_LM_HEAD, /* lm_head matmul and the logits copy */

@@ -214,6 +214,13 @@ static void test_norm_act(void) {
                 T_RC(be_gelu(g_gpu, &x.g, &x.g, &e), &e);
                 snprintf(w2, sizeof w2, "in-place add+norm+gelu %s", what);
                 cmp(w2, &x, thr_of(yd, 1e-10, 1e-4));
+                /* the fused residual add + norm, y = x2 itself as the model runs it */
+                T_RC(be_add_rms_norm(g_cpu, &x.c, &x2.c, &x2.c, &g.c, 1e-6f, &e), &e);
+                T_RC(be_add_rms_norm(g_gpu, &x.g, &x2.g, &x2.g, &g.g, 1e-6f, &e), &e);
+                snprintf(w2, sizeof w2, "add_rms_norm residual %s", what);
+                cmp(w2, &x, thr_of(xd, 1e-12, 1e-5));
+                snprintf(w2, sizeof w2, "add_rms_norm out %s", what);
+                cmp(w2, &x2, thr_of(xd, 1e-10, 1e-5));
             }
             free_bufs();
         }

@@ -446,6 +446,43 @@ static void test_tensor_bookkeeping(void) {
     fix_deinit(&f);
 }
 
+/* be_add_rms_norm is be_add then be_rms_norm, bit for bit, with F32 and BF16 residuals and
+ * y = x (as the model runs it) or a separate y; y on the residual is refused. */
+static void test_add_rms_norm(void) {
+    struct fix f;
+    fix_init(&f);
+    struct err e = {0};
+    enum { R = 19, D = 300 };
+    float hv[R * D], xv[R * D], gv[D], a[R * D], b[R * D];
+    for (int i = 0; i < R * D; i++) hv[i] = 3 * frand(), xv[i] = frand();
+    for (int i = 0; i < D; i++) gv[i] = 1 + 0.25f * frand();
+    for (int dt = 0; dt < 2; dt++) {
+        enum be_dtype hd = dt ? BE_BF16 : BE_F32;
+        struct tensor g = mk(&f, BE_BF16, 1, D, gv);
+        struct tensor h1 = mk(&f, hd, R, D, hv), x1 = mk(&f, BE_F32, R, D, xv);
+        struct tensor h2 = mk(&f, hd, R, D, hv), x2 = mk(&f, BE_F32, R, D, xv);
+        T_RC(be_add(f.b, &h1, &h1, &x1, &e), &e);
+        T_RC(be_rms_norm(f.b, &x1, &h1, &g, 1e-6f, &e), &e);
+        T_RC(be_add_rms_norm(f.b, &h2, &x2, &x2, &g, 1e-6f, &e), &e);
+        get(&f, &h1, a), get(&f, &h2, b);
+        T_OK(memcmp(a, b, sizeof a) == 0);
+        get(&f, &x1, a), get(&f, &x2, b);
+        T_OK(memcmp(a, b, sizeof a) == 0);
+        T_FAILS(be_add_rms_norm(f.b, &h2, &h2, &x2, &g, 1e-6f, &e), VELA_EINVAL, &e);
+        struct tensor shifted;
+        T_RC(be_tensor_cols_view(&shifted, &x2, 1, D - 1, &e), &e);
+        struct tensor xs;
+        T_RC(be_tensor_cols_view(&xs, &x2, 0, D - 1, &e), &e);
+        struct tensor hs, gs;
+        T_RC(be_tensor_cols_view(&hs, &h2, 0, D - 1, &e), &e);
+        T_RC(be_tensor_cols_view(&gs, &g, 0, D - 1, &e), &e);
+        T_FAILS(be_add_rms_norm(f.b, &hs, &shifted, &xs, &gs, 1e-6f, &e), VELA_EINVAL, &e);
+        for (int i = 0; i < f.n; i++) be_buffer_free(f.buf[i]);
+        f.n = 0;
+    }
+    fix_deinit(&f);
+}
+
 /* Column slices of one matrix (q | k | v of a stacked projection) placed at an offset that is
  * not a multiple of its row pitch: neighbours are disjoint, also as 1-row views; a slice one
  * column wider overlaps; ops accept the disjoint ones as input and output. */
@@ -519,5 +556,6 @@ int main(void) {
     T_RUN(test_embed);
     T_RUN(test_tensor_bookkeeping);
     T_RUN(test_interleaved_views);
+    T_RUN(test_add_rms_norm);
     return t_done();
 }

@@ -135,6 +135,7 @@ static const struct be_ops g_cpu_ops = {
     .layer_norm = cpu_layer_norm,
     .quick_gelu = cpu_quick_gelu,
     .sample = cpu_sample,
+    .add_rms_norm = cpu_add_rms_norm,
 };
 
 struct be_cpu_opts be_cpu_opts_default(int n_threads) {

@@ -24,6 +24,8 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
                      struct err *e);
 int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const struct tensor *gain,
                  float eps, struct err *e);
+int cpu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                     const struct tensor *gain, float eps, struct err *e);
 int cpu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
             struct err *e);
 int cpu_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, const struct tensor *up,

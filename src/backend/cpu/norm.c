@@ -70,3 +70,41 @@ int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const s
     cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(x), NORM_MIN_ROWS, norm_rows, &a);
     return 0;
 }
+
+/* ---- the residual add and the next norm, row by row (be_add_rms_norm) ---- */
+
+struct add_norm_args {
+    const struct tensor *h, *x;
+    struct norm_args norm; /* .x is h */
+};
+
+/* h[r] += x[r] (as cpu_add rounds it), then the norm of that row while it is in cache. */
+static void add_norm_rows(void *arg, int64_t r0, int64_t r1) {
+    const struct add_norm_args *a = arg;
+    int64_t cols = be_tensor_cols(a->h);
+    float hb[NORM_CHUNK], xb[NORM_CHUNK], yb[NORM_CHUNK];
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t c = 0; c < cols; c += NORM_CHUNK) {
+            int64_t n = cols - c < NORM_CHUNK ? cols - c : NORM_CHUNK;
+            const float *h = rowio_in(a->h, r, c, n, hb);
+            const float *x = rowio_in(a->x, r, c, n, xb);
+            a->norm.v->add(rowio_out(a->h, r, c, yb), h, x, n);
+            rowio_store(a->h, r, c, n, yb);
+        }
+        norm_rows((void *)&a->norm, r, r + 1);
+    }
+}
+
+int cpu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                     const struct tensor *gain, float eps, struct err *e) {
+    (void)e;
+    struct add_norm_args a = {.h = h,
+                              .x = x,
+                              .norm = {.y = y,
+                                       .x = h,
+                                       .gain = gain,
+                                       .eps = eps,
+                                       .v = vec_ops_for(((const struct be_cpu *)b)->isa)}};
+    cpu_parallel_rows((struct be_cpu *)b, be_tensor_rows(h), NORM_MIN_ROWS, add_norm_rows, &a);
+    return 0;
+}

@@ -208,6 +208,7 @@ static const struct be_ops g_cuda_ops = {
     .quick_gelu = cu_quick_gelu,
     .sample_greedy = cu_sample_greedy,
     .sample = cu_sample,
+    .add_rms_norm = cu_add_rms_norm,
 };
 
 int be_cuda_device_count(void) {

@@ -92,6 +92,8 @@ int cu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const st
                 float eps, struct err *e);
 int cu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
            struct err *e);
+int cu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                    const struct tensor *gain, float eps, struct err *e);
 int cu_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, const struct tensor *up,
                 struct err *e);
 int cu_embed(struct be *b, struct tensor *y, const struct tensor *table, const struct tensor *ids,

@@ -27,6 +27,17 @@ int cu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const st
     return 0;
 }
 
+int cu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                    const struct tensor *gain, float eps, struct err *e) {
+    struct be_cuda *c = (struct be_cuda *)b;
+    int rc = cu_enter(c, e);
+    if (rc != 0) return rc;
+    CU_TRY(kl_add_rms_norm(c->stream, cu_kmat(h), cu_kmat(y), cu_kmat(x), cu_kmat(gain), eps,
+                           be_tensor_rows(h), be_tensor_cols(h)),
+           e);
+    return 0;
+}
+
 int cu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c2,
            struct err *e) {
     struct be_cuda *c = (struct be_cuda *)b;

@@ -38,6 +38,9 @@ cudaError_t kl_bias_add(cudaStream_t s, struct kmat y, struct kmat bias, int64_t
 /* ---- norm.cu ---- */
 cudaError_t kl_rms_norm(cudaStream_t s, struct kmat y, struct kmat x, struct kmat gain, float eps,
                         int64_t rows, int64_t cols);
+/* h += x, then y = rms_norm(h) * gain (y may be x). */
+cudaError_t kl_add_rms_norm(cudaStream_t s, struct kmat h, struct kmat y, struct kmat x,
+                            struct kmat gain, float eps, int64_t rows, int64_t cols);
 
 /* LayerNorm with gain and bias (the Qwen2-VL vision tower). */
 cudaError_t kl_layer_norm(cudaStream_t s, struct kmat y, struct kmat x, struct kmat gain,

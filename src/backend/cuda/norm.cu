@@ -10,16 +10,13 @@
 
 #define NORM_THREADS 256
 
-static __global__ void rms_norm_kernel(struct kmat y, struct kmat x, struct kmat gain, float eps,
-                                       int64_t cols) {
+/* Row r of y = x * inv * gain, inv from this thread's part ss of the row's sum of squares
+ * (the block's threads together hold the whole row's). The block's barrier comes before any
+ * write, so y may alias x. */
+static __device__ void norm_finish(struct kmat y, struct kmat x, struct kmat gain, float eps,
+                                   int64_t cols, int64_t r, double ss) {
     __shared__ double partial[NORM_THREADS / 32];
     __shared__ float inv_s;
-    int64_t r = blockIdx.x;
-    double ss = 0.0;
-    for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) {
-        float v = k_ld(x, r, c);
-        ss += (double)v * (double)v;
-    }
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
     if ((threadIdx.x & 31) == 0) partial[threadIdx.x / 32] = ss;
     __syncthreads();
@@ -36,6 +33,32 @@ static __global__ void rms_norm_kernel(struct kmat y, struct kmat x, struct kmat
         if (round_first) v = k_round_bf16(v);
         k_st(y, r, c, __fmul_rn(v, k_ld(gain, 0, c)));
     }
+}
+
+static __global__ void rms_norm_kernel(struct kmat y, struct kmat x, struct kmat gain, float eps,
+                                       int64_t cols) {
+    int64_t r = blockIdx.x;
+    double ss = 0.0;
+    for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) {
+        float v = k_ld(x, r, c);
+        ss += (double)v * (double)v;
+    }
+    norm_finish(y, x, gain, eps, cols, r, ss);
+}
+
+/* be_add_rms_norm: h += x as the add kernel does (one FP32 add, h's rounding), the sum of
+ * squares over the stored values, then the norm of h into y. Each element of h is written and
+ * read back by one thread; x is read before the barrier in norm_finish, so y may be x. */
+static __global__ void add_rms_norm_kernel(struct kmat h, struct kmat y, struct kmat x,
+                                           struct kmat gain, float eps, int64_t cols) {
+    int64_t r = blockIdx.x;
+    double ss = 0.0;
+    for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) {
+        k_st(h, r, c, k_ld(h, r, c) + k_ld(x, r, c));
+        float v = k_ld(h, r, c); /* as stored: rounded when h is BF16 */
+        ss += (double)v * (double)v;
+    }
+    norm_finish(y, h, gain, eps, cols, r, ss);
 }
 
 /* Sum of v over the block (NORM_THREADS threads), returned to every thread. */
@@ -75,6 +98,13 @@ extern "C" cudaError_t kl_layer_norm(cudaStream_t s, struct kmat y, struct kmat 
                                      struct kmat bias, float eps, int64_t rows, int64_t cols) {
     if (rows > 0x7fffffff) return cudaErrorInvalidValue;
     layer_norm_kernel<<<(unsigned)rows, NORM_THREADS, 0, s>>>(y, x, gain, bias, eps, cols);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_add_rms_norm(cudaStream_t s, struct kmat h, struct kmat y, struct kmat x,
+                                       struct kmat gain, float eps, int64_t rows, int64_t cols) {
+    if (rows > 0x7fffffff) return cudaErrorInvalidValue;
+    add_rms_norm_kernel<<<(unsigned)rows, NORM_THREADS, 0, s>>>(h, y, x, gain, eps, cols);
     return cudaGetLastError();
 }
 
