@@ -389,7 +389,8 @@ static int view(struct tensor *out, const struct tensor *t, int64_t r0, int64_t 
     return be_tensor_rows_view(out, t, r0, n, e);
 }
 
-/* Final norm + lm_head for the requested rows, S at a time, into logits. */
+/* Final norm + lm_head for the requested rows, S at a time, into logits: two ops whatever
+ * the row count (a norm per row would be a launch per sequence on a device). */
 static int lm_logits(struct lm *m, const struct lm_batch *bt, float *logits, struct err *e) {
     int64_t V = m->c.vocab_size, S = m->o.logit_rows;
     int32_t n_out = bt->all_logits ? bt->n_tokens : bt->n_logits;
@@ -403,11 +404,9 @@ static int lm_logits(struct lm *m, const struct lm_batch *bt, float *logits, str
             rc = view(&hr, &m->h, r0, cnt, e);
             if (rc == 0) rc = be_rms_norm(m->b, &xs, &hr, &m->norm, m->eps, e);
         }
-        for (int32_t j = 0; rc == 0 && !bt->all_logits && j < cnt; j++) {
-            struct tensor xr;
-            rc = view(&hr, &m->h, bt->logit_rows[r0 + j], 1, e);
-            if (rc == 0) rc = view(&xr, &m->xs, j, 1, e);
-            if (rc == 0) rc = be_rms_norm(m->b, &xr, &hr, &m->norm, m->eps, e);
+        if (rc == 0 && !bt->all_logits) { /* the sampled rows, gathered, then one norm */
+            rc = be_gather_rows(m->b, &xs, &m->h, bt->logit_rows + r0, e);
+            if (rc == 0) rc = be_rms_norm(m->b, &xs, &xs, &m->norm, m->eps, e);
         }
         if (rc == 0) rc = be_matmul(m->b, &lg, &xs, &m->head, NULL, e);
         if (rc == 0 && logits) /* NULL: they stay in m->lg for lm_forward_sample */
