@@ -298,9 +298,13 @@ int be_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
     int rc = check_sample(b, ids, logits, "sample", e);
     if (rc == 0 && !rows) rc = err_set(e, VELA_EINVAL, "sample: NULL rows");
     for (int64_t r = 0; rc == 0 && r < be_tensor_rows(logits); r++)
-        if (!(rows[r].temperature >= 0.0f) || isinf(rows[r].temperature))
-            rc = err_set(e, VELA_EINVAL, "sample: row %lld has temperature %g", (long long)r,
-                         (double)rows[r].temperature);
+        if (!(rows[r].temperature >= 0.0f) || isinf(rows[r].temperature) || rows[r].top_k < 0 ||
+            !(rows[r].top_p >= 0.0f && rows[r].top_p <= 1.0f) ||
+            !(rows[r].min_p >= 0.0f && rows[r].min_p <= 1.0f))
+            rc = err_set(e, VELA_EINVAL,
+                         "sample: row %lld has temperature %g, top_k %d, top_p %g, min_p %g",
+                         (long long)r, (double)rows[r].temperature, (int)rows[r].top_k,
+                         (double)rows[r].top_p, (double)rows[r].min_p);
     if (rc != 0) return rc;
     if (!b->ops->sample)
         return err_set(e, VELA_EUNSUP, "sample: not supported by %s", b->ops->name);

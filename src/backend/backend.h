@@ -236,19 +236,29 @@ int be_gather_rows(struct be *b, struct tensor *y, const struct tensor *x, const
  * ops: read ids with be_tensor_read, so only the ids cross to the host. */
 int be_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logits, struct err *e);
 
-/* One row's choice for be_sample: greedy when temperature < BE_SAMPLE_GREEDY_EPS, else a draw
- * from softmax(logits / temperature) with Gumbel noise from key. */
+/* One row's choice for be_sample: greedy when temperature < BE_SAMPLE_GREEDY_EPS (the
+ * filters are then ignored), else a draw with Gumbel noise from key among the logits the
+ * filters keep. */
 struct be_sample_row {
     float temperature;
-    uint64_t key; /* the draw's random stream (the engine: the request's seed and position) */
+    int32_t top_k; /* 0 = off */
+    float top_p;   /* 0 or 1 = off (so a zeroed row is unfiltered) */
+    float min_p;   /* 0 = off */
+    uint64_t key;  /* the draw's random stream (the engine: the request's seed and position) */
 };
 #define BE_SAMPLE_GREEDY_EPS 1e-5f /* = VELA_SP_GREEDY_EPS */
-/* ids[r] = argmax_i (x[r, i] / T_r + G(key_r, i)), the Gumbel-max trick: an exact draw from
- * softmax(x / T). G(key, i) = -ln(-ln u), u = ((rng_at(key, i) >> 40) + 0.5) / 2^24 in FP32
- * (util/rng.h), so every backend draws the same noise; greedy rows take x alone, so their id
- * is be_sample_greedy's. NaN and -inf never win; ties go to the lowest index; -1 when nothing
- * beats -inf. rows: host, one per logits row, borrowed for the call. Same tensors as
- * be_sample_greedy; only the ids need to cross to the host. */
+/* ids[r] = argmax over the kept i of (z_i + G(key_r, i)), z = x[r] / T_r: the Gumbel-max trick,
+ * an exact draw from softmax(z) restricted to the kept set. G(key, i) = -ln(-ln u),
+ * u = ((rng_at(key, i) >> 40) + 0.5) / 2^24 in FP32 (util/rng.h), so every backend draws the
+ * same noise. Kept: the finite z (NaN and -inf never), then in vLLM's order
+ *   top-k (0 < k < finite count): z >= the k-th largest z (ties at it kept);
+ *   top-p (0 < p < 1): the largest threshold t among the kept z such that the kept z >= t hold at
+ *     least p of the kept softmax mass (sums in double), then z >= t: the smallest
+ *     most-likely set, ties kept;
+ *   min-p (m > 0): z >= max z + ln m (probability at least m times the largest).
+ * Greedy rows take x alone, so their id is be_sample_greedy's; ties go to the lowest index;
+ * -1 when nothing is finite. rows: host, one per logits row, borrowed for the call. Same
+ * tensors as be_sample_greedy; only the ids need to cross to the host. */
 int be_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
               const struct be_sample_row *rows, struct err *e);
 /* Whether b implements be_sample. */

@@ -504,28 +504,32 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
     return 0;
 }
 
-/* Whether be_sample can draw every sampling row of the step just built: greedy or plain
- * temperature rows, nothing that needs the distribution or the history on the host. */
+/* Whether be_sample can draw every sampling row of the step just built: greedy, temperature,
+ * top-k, top-p and min-p rows; nothing that needs the distribution or the history on the
+ * host (logprobs, penalties, logit bias, a pending min_tokens, prompt logprobs). */
 static bool plain_step(const struct runner *rn) {
     if (!rn->backend_sampling || rn->n_plp > 0) return false;
     for (int32_t i = 0; i < rn->n_sample; i++) {
         const struct smp_seq *q = &rn->seqs[i];
         const struct sampling_params *p = q->params;
-        if (p->logprobs >= 0 || p->top_p < 1.0f || (p->top_k > 0 && p->top_k < rn->vocab) ||
-            p->min_p > 0.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f ||
+        if (p->logprobs >= 0 || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f ||
             p->repetition_penalty != 1.0f || p->n_logit_bias > 0 || q->n_output < p->min_tokens)
             return false;
     }
     return true;
 }
 
-/* The forward and be_sample for a plain step: rn->outs as smp_sample would fill them (no
- * logprobs), each RNG advanced by its draw. */
+/* The forward and be_sample for a step plain_step accepts: rn->outs as smp_sample would fill
+ * them (no logprobs), each RNG advanced by its draw. */
 static int forward_sample(struct runner *rn, const struct lm_batch *b, struct err *e) {
     for (int32_t i = 0; i < rn->n_sample; i++) {
         const struct smp_seq *q = &rn->seqs[i];
         bool greedy = q->params->temperature < VELA_SP_GREEDY_EPS;
-        rn->srows[i] = (struct be_sample_row){.temperature = greedy ? 0.0f : q->params->temperature,
+        const struct sampling_params *p = q->params;
+        rn->srows[i] = (struct be_sample_row){.temperature = greedy ? 0.0f : p->temperature,
+                                              .top_k = p->top_k > 0 ? p->top_k : 0,
+                                              .top_p = p->top_p,
+                                              .min_p = p->min_p,
                                               .key = smp_rng_key(q->rng)};
     }
     int rc = lm_forward_sample(rn->m, b, rn->srows, rn->sids, e);

@@ -38,10 +38,11 @@ struct runner_opts {
     int32_t max_seqs;      /* items per step (max_num_seqs); <= the lm's max_seqs */
     int32_t max_model_len; /* tokens per request: sizes the block tables */
     uint64_t seed;         /* engine seed (--seed) for requests without their own */
-    /* Steps whose every sampling row is plain (greedy or temperature only: no top-k/top-p/
-     * min-p, penalties, logit bias, pending min_tokens or logprobs) are sampled by the backend
-     * (lm_forward_sample), so only ids leave the device: 0 = when the backend is a device,
-     * 1 = on any backend that can (tests, on the CPU), -1 = never (engine/sampler.c always). */
+    /* Steps whose every sampling row the backend can draw (greedy, temperature, top-k, top-p,
+     * min-p; no logprobs, penalties, logit bias, pending min_tokens or prompt logprobs) are
+     * sampled there (lm_forward_sample, be_sample's semantics), so only ids leave the device:
+     * 0 = when the backend is a device, 1 = on any backend that can (tests, on the CPU),
+     * -1 = never (engine/sampler.c always). */
     int32_t backend_sampling;
 };
 

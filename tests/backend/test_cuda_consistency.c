@@ -472,8 +472,9 @@ static void test_sample_greedy(void) {
     free(l);
 }
 
-/* be_sample: greedy rows as be_sample_greedy; temperature rows draw the CPU's token, or one
- * whose Gumbel score is within float noise of the CPU winner's (logf may differ by an ulp). */
+/* be_sample: greedy rows as be_sample_greedy; temperature rows, with top-k, top-p or min-p,
+ * draw the CPU's token but for a rare row where float noise (logf within an ulp, another
+ * summation order of the top-p mass) moves a boundary. */
 static void test_sample(void) {
     struct err e = {0};
     const int64_t rows = 64, V = 4099;
@@ -482,9 +483,13 @@ static void test_sample(void) {
     for (int64_t j = 0; j < V; j++) l[2 * V + j] = -INFINITY;
     l[3 * V + 3] = NAN;
     struct be_sample_row p[64];
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows; r++) { /* greedy, top-k, top-p, min-p with top-k, by turns */
         p[r] = (struct be_sample_row){.temperature = r % 4 == 0 ? 0.0f : 0.25f * (float)(r % 7 + 1),
                                       .key = 1000003u * (uint64_t)r + 7};
+        if (r % 4 == 1) p[r].top_k = 1 + r;
+        if (r % 4 == 2) p[r].top_p = 0.1f * (float)(r % 9 + 1);
+        if (r % 4 == 3) p[r].min_p = 0.05f * (float)(r % 5), p[r].top_k = 50;
+    }
     int32_t got[64] = {0}, want[64] = {0}, zero[64] = {0};
     int n_same = 0;
     for (int dt = 0; dt < 2; dt++) {

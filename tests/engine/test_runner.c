@@ -6,9 +6,10 @@
  *   - runner state lives exactly as long as its request (0 states at the end; preempted
  *     requests keep theirs);
  *   - refused steps: images (no vision tower), options beyond the model's sizes;
- *   - backend sampling (be_sample, forced on the CPU backend): plain greedy steps give the
- *     sampler's tokens, plain seeded draws are the same under preemption, and a step with
- *     one non-plain row (top-p) goes to the sampler with its logits on the host.
+ *   - backend sampling (be_sample, forced on the CPU backend): greedy steps give the
+ *     sampler's tokens, seeded draws (plain, and with top-k, top-p and min-p) are the same
+ *     under preemption, and steps that need the host (logprobs, a repetition penalty) go to
+ *     the sampler with their logits on the host.
  * FP32 path and F32 KV (see tiny_engine.h for what exactness is asserted). */
 #include "engine/runner.h"
 #include "engine/sched.h"
@@ -272,7 +273,7 @@ static void test_backend_sampling(void) {
     struct sampling_params greedy = te_params(true, 0, 24, true),
                            draw = te_params(false, 0, 24, true);
     greedy.logprobs = draw.logprobs = -1;
-    draw.top_k = 0; /* plain: temperature 1 only */
+    draw.top_k = 0; /* temperature 1 only */
     struct seq_ctx ref, got, small;
     int64_t p0 = 0, p1 = 0;
     bool host0 = false, host1 = true;
@@ -285,17 +286,25 @@ static void test_backend_sampling(void) {
         T_EQ(got.n_out[i], 24);
         T_OK(memcmp(ref.out[i], got.out[i], sizeof ref.out[i]) == 0);
     }
-    run_plain(&t, 64, &draw, &got, &p0, &host1);
-    run_plain(&t, 6, &draw, &small, &p1, &host1);
-    T_OK(p1 > 0);
-    int n_diff = 0;
-    for (int i = 0; i < 4; i++) {
-        T_EQ(small.n_out[i], 24);
-        T_OK(memcmp(got.out[i], small.out[i], sizeof got.out[i]) == 0);
-        n_diff += memcmp(got.out[i], ref.out[i], sizeof got.out[i]) != 0;
+    /* seeded draws, plain and filtered, are the same under preemption */
+    for (int f = 0; f < 2; f++) {
+        if (f == 1) draw.top_k = 20, draw.top_p = 0.8f, draw.min_p = 0.01f;
+        run_plain(&t, 64, &draw, &got, &p0, &host1);
+        T_OK(!host1);
+        run_plain(&t, 6, &draw, &small, &p1, &host1);
+        T_OK(p1 > 0);
+        int n_diff = 0;
+        for (int i = 0; i < 4; i++) {
+            T_EQ(small.n_out[i], 24);
+            T_OK(memcmp(got.out[i], small.out[i], sizeof got.out[i]) == 0);
+            n_diff += memcmp(got.out[i], ref.out[i], sizeof got.out[i]) != 0;
+        }
+        T_OK(n_diff > 0); /* draws, not the greedy path */
     }
-    T_OK(n_diff > 0);  /* draws, not the greedy path */
-    draw.top_p = 0.9f; /* not plain: the sampler, with the logits on the host */
+    draw.logprobs = 1; /* not for the backend: the sampler, with the logits on the host */
+    run_plain(&t, 64, &draw, &got, &p0, &host1);
+    T_OK(host1);
+    draw.logprobs = -1, draw.repetition_penalty = 1.1f;
     run_plain(&t, 64, &draw, &got, &p0, &host1);
     T_OK(host1);
     g_backend_sampling = 0;

@@ -215,9 +215,12 @@ int cu_sample_greedy(struct be *b, struct tensor *ids, const struct tensor *logi
 
 int cu_sample(struct be *b, struct tensor *ids, const struct tensor *logits,
               const struct be_sample_row *rows, struct err *e) {
-    _Static_assert(sizeof(struct ksample_row) == sizeof(struct be_sample_row) &&
-                       offsetof(struct ksample_row, key) == offsetof(struct be_sample_row, key),
-                   "ksample_row mirrors be_sample_row");
+    _Static_assert(
+        sizeof(struct ksample_row) == sizeof(struct be_sample_row) &&
+            offsetof(struct ksample_row, top_k) == offsetof(struct be_sample_row, top_k) &&
+            offsetof(struct ksample_row, min_p) == offsetof(struct be_sample_row, min_p) &&
+            offsetof(struct ksample_row, key) == offsetof(struct be_sample_row, key),
+        "ksample_row mirrors be_sample_row");
     struct be_cuda *c = (struct be_cuda *)b;
     int64_t n = be_tensor_rows(logits);
     void *d = NULL;

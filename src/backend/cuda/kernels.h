@@ -107,10 +107,13 @@ cudaError_t kl_argmax(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t 
 /* be_sample's per-row parameters (the layout of struct be_sample_row). */
 struct ksample_row {
     float temperature;
+    int32_t top_k;
+    float top_p;
+    float min_p;
     uint64_t key;
 };
-/* be_sample: ids[r] = argmax_c (x[r, c] / T + Gumbel(key, c)), or argmax x for T < 1e-5;
- * params: rows entries on the device. */
+/* be_sample: ids[r] = argmax over the kept c of (x[r, c] / T + Gumbel(key, c)) (backend.h's
+ * filters), or argmax x for T < 1e-5; params: rows entries on the device. */
 cudaError_t kl_sample(cudaStream_t s, int32_t *ids, struct kmat logits, int64_t rows, int64_t cols,
                       const struct ksample_row *params);
 
