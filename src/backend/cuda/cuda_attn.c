@@ -1,5 +1,9 @@
-/* cuda_attn: host side of the CUDA attention ops: plans the blocks of attention.cu for one
- * call (tiles of query rows, heads per block, key splits) and ships the plan with the block
+/* cuda_attn: host side of the CUDA attention ops. A BF16 paged cache at head_dim 64 or 128
+ * (what the fast paths' applies accept) goes to the fast paths: sequences with 1 ..
+ * ATT_DEC_MAX_ROWS new rows to flash-decoding (cuda_attn_dec.c), longer ones to the
+ * tensor-core kernel (cuda_attn_tc.c); VELA_CUDA_ATTN=general turns that off. Everything
+ * else, and the ViT's varlen attention, runs the general kernel of attention.cu, planned here
+ * for one call (tiles of query rows, heads per block, key splits) and shipped with the block
  * tables through the metadata ring.
  *
  * Plan:
