@@ -3,8 +3,9 @@
  * Invariants:
  *   1. weights buffers made from host memory borrow it (base = the caller's pointer,
  *      borrowed = true) and are never written: backend.c refuses them as outputs;
- *   2. allocated buffers are 64-byte aligned and zeroed, so a fresh tensor reads as zeros
- *      and rows of an aligned tensor start on cache lines;
+ *   2. allocated buffers are 64-byte aligned and zeroed (large ones page-aligned, zeroed by
+ *      the kernel page by page on first touch), so a fresh tensor reads as zeros and rows of
+ *      an aligned tensor start on cache lines;
  *   3. the scratch buffer and the thread pool are made here and live as long as the backend:
  *      no op allocates.
  * Threads: the backend's owner thread; ops fan out to the pool internally. */
@@ -17,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void cpu_free(struct be *b) {
     struct be_cpu *c = (struct be_cpu *)b;
@@ -31,12 +33,24 @@ static size_t round_up64(size_t n) {
     return n > SIZE_MAX - 63 ? 0 : (n + 63) & ~(size_t)63;
 }
 
+/* Buffers from this size on are anonymous mappings: the kernel hands out zero pages as they
+ * are first touched, so a KV cache sized to half the RAM costs nothing until it fills (a
+ * memset of 11 GB took 35 s of page faults before the first request could run). Below it,
+ * aligned_alloc and memset. The size alone decides, so cpu_buffer_free can tell them apart. */
+#define CPU_MAP_MIN_BYTES ((size_t)1 << 20)
+
 static int cpu_buffer_new(struct be *b, struct be_buffer *buf, struct err *e) {
     (void)b;
     size_t n = round_up64(buf->n_bytes);
-    void *p = n ? aligned_alloc(64, n) : NULL;
+    void *p = NULL;
+    if (n >= CPU_MAP_MIN_BYTES) {
+        p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) p = NULL;
+    } else if (n) {
+        p = aligned_alloc(64, n);
+        if (p) memset(p, 0, n);
+    }
     if (!p) return err_set(e, VELA_ENOMEM, "cpu buffer: cannot allocate %zu bytes", buf->n_bytes);
-    memset(p, 0, n);
     buf->base = p;
     buf->host_visible = true;
     return 0;
@@ -52,7 +66,12 @@ static int cpu_buffer_from_host(struct be *b, struct be_buffer *buf, const void 
 }
 
 static void cpu_buffer_free(struct be_buffer *buf) {
-    if (!buf->borrowed) free(buf->base);
+    if (buf->borrowed) return;
+    size_t n = round_up64(buf->n_bytes);
+    if (n >= CPU_MAP_MIN_BYTES)
+        munmap(buf->base, n);
+    else
+        free(buf->base);
 }
 
 static int cpu_tensor_write(struct be *b, struct tensor *t, const void *src, struct err *e) {
