@@ -17,6 +17,7 @@
 #ifdef VELA_HAVE_CUDA
 #include "backend/cuda/backend_cuda.h"
 #include "backend/cuda/cuda_impl.h"
+#include "cuda_fixture.h"
 #endif
 
 #include <stdint.h>
@@ -24,22 +25,7 @@
 #ifdef VELA_HAVE_CUDA
 
 #define MAX_SEQS 24
-#define MAX_BUFS 16
-
-static uint32_t g_rng = 20261127;
-static struct be *g_cpu, *g_gpu, *g_small; /* g_small: a 16 KiB partial buffer */
-static struct be_buffer *g_bufs[MAX_BUFS];
-static int g_nbufs;
-
-static float frand(void) { /* uniform in [-2, 2) */
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (float)((g_rng >> 8) & 0xffffff) / 4194304.0f - 2.0f;
-}
-
-static uint32_t urand(uint32_t n) {
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (g_rng >> 8) % n;
-}
+static struct be *g_small; /* a CUDA backend with a 16 KiB partial buffer */
 
 struct dcase {
     const char *name;
@@ -49,44 +35,6 @@ struct dcase {
 };
 
 static int32_t g_bs = 16; /* cache block size of the next cases */
-
-/* A [rows x (cols + pad)] tensor of b viewed as its first cols columns, filled from host
- * F32 values (converted to dt). */
-static struct tensor mk(struct be *b, enum be_dtype dt, int64_t rows, int64_t cols, int64_t pad,
-                        const float *host) {
-    struct err e = {0};
-    struct tensor t = {0}, v = {0};
-    int64_t w = cols + pad, shape[2] = {rows, w};
-    size_t n = (size_t)(rows * w), es = be_dtype_size(dt);
-    struct be_buffer *buf = NULL;
-    T_RC(be_buffer_new(b, BE_BUF_COMPUTE, n * es, &buf, &e), &e);
-    if (!buf) return t;
-    g_bufs[g_nbufs++] = buf;
-    T_RC(be_tensor_init(&t, buf, 0, dt, 2, shape, &e), &e);
-    void *h = malloc(n * es);
-    for (size_t i = 0; i < n; i++) {
-        if (dt == BE_BF16)
-            ((uint16_t *)h)[i] = f32_to_bf16(host[i]);
-        else
-            ((float *)h)[i] = host[i];
-    }
-    T_RC(be_tensor_write(b, &t, h, n * es, &e), &e);
-    free(h);
-    T_RC(be_tensor_cols_view(&v, &t, 0, cols, &e), &e);
-    return v;
-}
-
-static float *rd(struct be *b, const struct tensor *t) {
-    struct err e = {0};
-    size_t n = (size_t)be_tensor_nelems(t);
-    void *h = malloc(n * 4);
-    float *out = malloc(n * 4);
-    T_RC(be_tensor_read(b, t, h, n * be_dtype_size(t->dtype), &e), &e);
-    for (size_t i = 0; i < n; i++)
-        out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-    return out;
-}
 
 /* Cache contents: random where a key of the call lives, NaN everywhere else. */
 static float *cache_host(const struct dcase *dc, const int32_t *bt, int32_t max_blocks,
@@ -162,10 +110,10 @@ static void run_case(const struct dcase *dc, struct be *gpu, int32_t lo, int32_t
     struct tensor kc[2], vc[2], q[2], o[2];
     struct be *bs[2] = {g_cpu, gpu};
     for (int b = 0; b < 2; b++) {
-        kc[b] = mk(bs[b], BE_BF16, n_cache, wkv, 0, kh);
-        vc[b] = mk(bs[b], BE_BF16, n_cache, wkv, 0, vh);
-        q[b] = mk(bs[b], dc->q_dt, n_q, wq, 3, qh);
-        o[b] = mk(bs[b], dc->o_dt, n_q, wq, 5, zh);
+        kc[b] = mk_view(bs[b], BE_BF16, n_cache, wkv, 0, kh, NULL);
+        vc[b] = mk_view(bs[b], BE_BF16, n_cache, wkv, 0, vh, NULL);
+        q[b] = mk_view(bs[b], dc->q_dt, n_q, wq, 3, qh, NULL);
+        o[b] = mk_view(bs[b], dc->o_dt, n_q, wq, 5, zh, NULL);
     }
     struct attn_meta m = {.n_seqs = dc->n_seqs,
                           .query_start = qs,
@@ -183,8 +131,7 @@ static void run_case(const struct dcase *dc, struct be *gpu, int32_t lo, int32_t
     T_RC(be_sync(gpu, &e), &e);
     compare_rows(dc, qs, wq, lo, hi, g_cpu, &o[0], gpu, &o[1]);
     free(kh), free(vh), free(qh), free(zh), free(perm), free(bt);
-    for (int i = 0; i < g_nbufs; i++) be_buffer_free(g_bufs[i]);
-    g_nbufs = 0;
+    free_bufs();
 }
 
 static void test_decode_rows(void) {
@@ -284,18 +231,11 @@ static void test_applies(void) {
 
 int main(void) {
     struct err e = {0};
-    if (be_cuda_device_count() == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    g_rng = 20261127;
+    int rc = cf_open(2);
+    if (rc == 77) return 77;
     struct be_cuda_opts small = {.partial_bytes = 16 << 10};
-    int rc = be_cuda_new(&g_gpu, 0, NULL, &e);
-    T_RC(rc, &e);
     if (rc == 0) rc = be_cuda_new(&g_small, 0, &small, &e);
-    T_RC(rc, &e);
-    struct be_cpu_opts o = be_cpu_opts_default(2);
-    o.isa = cpu_isa_supported(CPU_ISA_AVX2) ? CPU_ISA_AVX2 : CPU_ISA_PORTABLE; /* FP32 path */
-    if (rc == 0) rc = be_cpu_new_opts(&g_cpu, &o, &e);
     T_RC(rc, &e);
     if (rc == 0) {
         T_RUN(test_applies);
@@ -306,9 +246,8 @@ int main(void) {
         T_RUN(test_row_filter);
         T_RUN(test_small_partial);
     }
-    be_free(g_cpu);
     be_free(g_small);
-    be_free(g_gpu);
+    cf_close();
     return t_done();
 }
 

@@ -21,6 +21,7 @@
 #include "backend/cuda/backend_cuda.h"
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/kernels_tc.h"
+#include "cuda_fixture.h"
 #endif
 
 #include <stdint.h>
@@ -31,71 +32,8 @@
 #define MAX_SEQS 8
 #define SENTINEL 768.0f /* exact in BF16 */
 
-static uint32_t g_rng = 20261127;
-
-static float frand(void) { /* uniform in [-2, 2) */
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (float)((g_rng >> 8) & 0xffffff) / 4194304.0f - 2.0f;
-}
-
-static uint32_t urand(uint32_t n) {
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (g_rng >> 8) % n;
-}
-
 static float rbf(float x) {
     return bf16_to_f32(f32_to_bf16(x));
-}
-
-static struct be *g_cpu, *g_gpu;
-#define MAX_BUFS 16
-static struct be_buffer *g_bufs[MAX_BUFS];
-static int g_nbufs;
-
-static void free_bufs(void) {
-    for (int i = 0; i < g_nbufs; i++) be_buffer_free(g_bufs[i]);
-    g_nbufs = 0;
-}
-
-/* A [rows x (cols + pad)] tensor of b holding host (F32 values), in *full; returns its first
- * cols columns as a view. */
-static struct tensor mk(struct be *b, enum be_dtype dt, int64_t rows, int64_t cols, int64_t pad,
-                        const float *host, struct tensor *full) {
-    struct err e = {0};
-    struct tensor t = {0}, v = {0};
-    int64_t w = cols + pad;
-    size_t n = (size_t)(rows * w), es = be_dtype_size(dt);
-    struct be_buffer *buf = NULL;
-    T_RC(be_buffer_new(b, BE_BUF_COMPUTE, n * es, &buf, &e), &e);
-    if (!buf) return t;
-    g_bufs[g_nbufs++] = buf;
-    int64_t shape[2] = {rows, w};
-    T_RC(be_tensor_init(&t, buf, 0, dt, 2, shape, &e), &e);
-    void *h = malloc(n * es);
-    for (size_t i = 0; i < n; i++) {
-        if (dt == BE_BF16)
-            ((uint16_t *)h)[i] = f32_to_bf16(host[i]);
-        else
-            ((float *)h)[i] = host[i];
-    }
-    T_RC(be_tensor_write(b, &t, h, n * es, &e), &e);
-    free(h);
-    if (full) *full = t;
-    T_RC(be_tensor_cols_view(&v, &t, 0, cols, &e), &e);
-    return v;
-}
-
-/* All of t (packed) as F32. */
-static float *rd(struct be *b, const struct tensor *t) {
-    struct err e = {0};
-    size_t n = (size_t)be_tensor_nelems(t);
-    void *h = malloc(n * 4);
-    float *out = malloc(n * 4);
-    T_RC(be_tensor_read(b, t, h, n * be_dtype_size(t->dtype), &e), &e);
-    for (size_t i = 0; i < n; i++)
-        out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-    return out;
 }
 
 struct tcase {
@@ -223,14 +161,14 @@ static void run_case(const struct tcase *tc, enum be_dtype q_dt, enum be_dtype o
     for (int64_t r = 0; r < d.n_tok; r++)
         for (int64_t c = 0; c < w; c++) qpad[r * w + c] = c < wq ? d.q[r * wq + c] : 5.0f;
     struct tensor o_full, kc_c, vc_c;
-    struct tensor kc = mk(g_gpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
-    struct tensor vc = mk(g_gpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
-    struct tensor q = mk(g_gpu, q_dt, d.n_tok, wq, pad, qpad, NULL);
-    struct tensor o = mk(g_gpu, o_dt, d.n_tok, wq, pad, fill, &o_full);
-    kc_c = mk(g_cpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
-    vc_c = mk(g_cpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
-    struct tensor q_c = mk(g_cpu, q_dt, d.n_tok, wq, pad, qpad, NULL);
-    struct tensor o_c = mk(g_cpu, BE_F32, d.n_tok, wq, pad, fill, NULL);
+    struct tensor kc = mk_view(g_gpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
+    struct tensor vc = mk_view(g_gpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
+    struct tensor q = mk_view(g_gpu, q_dt, d.n_tok, wq, pad, qpad, NULL);
+    struct tensor o = mk_view(g_gpu, o_dt, d.n_tok, wq, pad, fill, &o_full);
+    kc_c = mk_view(g_cpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
+    vc_c = mk_view(g_cpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
+    struct tensor q_c = mk_view(g_cpu, q_dt, d.n_tok, wq, pad, qpad, NULL);
+    struct tensor o_c = mk_view(g_cpu, BE_F32, d.n_tok, wq, pad, fill, NULL);
     int32_t slot_map[1] = {0};
     struct attn_meta m = {.n_seqs = tc->n_seqs,
                           .query_start = d.qs,
@@ -335,10 +273,10 @@ static void test_tc_cases(void) {
 static void test_tc_applies(void) {
     struct tensor full;
     float z[16 * 160] = {0};
-    struct tensor q = mk(g_gpu, BE_F32, 1, 160, 0, z, &full);
-    struct tensor kc = mk(g_gpu, BE_BF16, 16, 160, 0, z, &full);
-    struct tensor kf = mk(g_gpu, BE_F32, 16, 128, 0, z, &full);
-    struct tensor q128 = mk(g_gpu, BE_F32, 1, 128, 0, z, &full);
+    struct tensor q = mk_view(g_gpu, BE_F32, 1, 160, 0, z, &full);
+    struct tensor kc = mk_view(g_gpu, BE_BF16, 16, 160, 0, z, &full);
+    struct tensor kf = mk_view(g_gpu, BE_F32, 16, 128, 0, z, &full);
+    struct tensor q128 = mk_view(g_gpu, BE_F32, 1, 128, 0, z, &full);
     int32_t qs[2] = {0, 1}, nc[1] = {0}, bt[1] = {0}, sl[1] = {0};
     struct attn_meta m = {1, qs, nc, bt, 1, sl, 16, 80, 0.1f};
     struct be_cuda *c = (struct be_cuda *)g_gpu;
@@ -358,14 +296,14 @@ static void test_dispatch(void) {
     int64_t wkv = (int64_t)tc.nkv * tc.hd, wq = (int64_t)tc.nq * tc.hd;
     int64_t slots = (int64_t)d.n_blocks * tc.bs;
     float *zero = calloc((size_t)(d.n_tok * wq), 4);
-    struct tensor kc = mk(g_gpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
-    struct tensor vc = mk(g_gpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
-    struct tensor q = mk(g_gpu, BE_BF16, d.n_tok, wq, 0, d.q, NULL);
-    struct tensor o = mk(g_gpu, BE_BF16, d.n_tok, wq, 0, zero, NULL);
-    struct tensor kc_c = mk(g_cpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
-    struct tensor vc_c = mk(g_cpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
-    struct tensor q_c = mk(g_cpu, BE_BF16, d.n_tok, wq, 0, d.q, NULL);
-    struct tensor o_c = mk(g_cpu, BE_BF16, d.n_tok, wq, 0, zero, NULL);
+    struct tensor kc = mk_view(g_gpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
+    struct tensor vc = mk_view(g_gpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
+    struct tensor q = mk_view(g_gpu, BE_BF16, d.n_tok, wq, 0, d.q, NULL);
+    struct tensor o = mk_view(g_gpu, BE_BF16, d.n_tok, wq, 0, zero, NULL);
+    struct tensor kc_c = mk_view(g_cpu, BE_BF16, slots, wkv, 0, d.kc, NULL);
+    struct tensor vc_c = mk_view(g_cpu, BE_BF16, slots, wkv, 0, d.vc, NULL);
+    struct tensor q_c = mk_view(g_cpu, BE_BF16, d.n_tok, wq, 0, d.q, NULL);
+    struct tensor o_c = mk_view(g_cpu, BE_BF16, d.n_tok, wq, 0, zero, NULL);
     int32_t slot_map[1] = {0};
     struct attn_meta m = {tc.n_seqs, d.qs,         tc.n_computed,
                           d.bt,      d.max_blocks, slot_map,
@@ -476,18 +414,9 @@ static void test_tc_timing(void) {
 
 int main(void) {
     struct err e = {0};
-    if (be_cuda_device_count() == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
-    int rc = be_cuda_new(&g_gpu, 0, NULL, &e);
-    T_RC(rc, &e);
-    struct be_cpu_opts o = be_cpu_opts_default(4);
-    o.isa = cpu_isa_supported(CPU_ISA_AVX2) ? CPU_ISA_AVX2 : CPU_ISA_PORTABLE; /* FP32 path */
-    if (rc == 0) {
-        rc = be_cpu_new_opts(&g_cpu, &o, &e);
-        T_RC(rc, &e);
-    }
+    g_rng = 20261127;
+    int rc = cf_open(4);
+    if (rc == 77) return 77;
     if (rc == 0) {
         T_RUN(test_tc_applies);
         T_RUN(test_tc_cases);
@@ -495,8 +424,7 @@ int main(void) {
         T_RUN(test_tc_timing);
         T_RC(be_sync(g_gpu, &e), &e);
     }
-    be_free(g_cpu);
-    be_free(g_gpu);
+    cf_close();
     return t_done();
 }
 

@@ -15,33 +15,12 @@
 
 #ifdef VELA_HAVE_CUDA
 #include "backend/cuda/backend_cuda.h"
+#include "cuda_fixture.h"
 #endif
 
 #include <stdint.h>
 
 #ifdef VELA_HAVE_CUDA
-
-static uint32_t g_rng = 20260101;
-
-static float frand(void) { /* uniform in [-2, 2) */
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (float)((g_rng >> 8) & 0xffffff) / 4194304.0f - 2.0f;
-}
-
-static uint32_t urand(uint32_t n) {
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (g_rng >> 8) % n;
-}
-
-static struct be *g_cpu, *g_gpu;
-#define MAX_BUFS 64
-static struct be_buffer *g_bufs[MAX_BUFS];
-static int g_nbufs;
-
-static void free_bufs(void) {
-    for (int i = 0; i < g_nbufs; i++) be_buffer_free(g_bufs[i]);
-    g_nbufs = 0;
-}
 
 /* The same tensor on both backends. */
 struct tp {
@@ -57,6 +36,10 @@ static struct tensor mk1(struct be *b, enum be_dtype dt, int64_t rows, int64_t c
     int64_t w = cols + pad;
     size_t n = (size_t)(rows * w), es = be_dtype_size(dt);
     struct be_buffer *buf = NULL;
+    if (g_nbufs == CF_MAX_BUFS) {
+        T_OK(!"too many buffers; call free_bufs()");
+        return t;
+    }
     T_RC(be_buffer_new(b, BE_BUF_COMPUTE, n * es, &buf, &e), &e);
     if (!buf) return t;
     g_bufs[g_nbufs++] = buf;
@@ -90,18 +73,6 @@ static struct tp mk(enum be_dtype dt, int64_t rows, int64_t cols, int64_t pad, b
 static struct tp mk_i32(int64_t n, const int32_t *ids) {
     struct tp t = {mk1(g_cpu, BE_I32, 1, n, 0, ids), mk1(g_gpu, BE_I32, 1, n, 0, ids)};
     return t;
-}
-
-static float *rd(struct be *b, const struct tensor *t) {
-    struct err e = {0};
-    size_t n = (size_t)be_tensor_nelems(t);
-    void *h = malloc(n * 4);
-    float *out = malloc(n * 4);
-    T_RC(be_tensor_read(b, t, h, n * be_dtype_size(t->dtype), &e), &e);
-    for (size_t i = 0; i < n; i++)
-        out[i] = t->dtype == BE_BF16 ? bf16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-    return out;
 }
 
 /* Reads t from both backends and checks the normalized error against thr. */
@@ -545,18 +516,9 @@ static void test_errors(void) {
 
 int main(void) {
     struct err e = {0};
-    if (be_cuda_device_count() == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
-    int rc = be_cuda_new(&g_gpu, 0, NULL, &e);
-    T_RC(rc, &e);
-    struct be_cpu_opts o = be_cpu_opts_default(4);
-    o.isa = cpu_isa_supported(CPU_ISA_AVX2) ? CPU_ISA_AVX2 : CPU_ISA_PORTABLE; /* FP32 path */
-    if (rc == 0) {
-        rc = be_cpu_new_opts(&g_cpu, &o, &e);
-        T_RC(rc, &e);
-    }
+    g_rng = 20260101;
+    int rc = cf_open(4);
+    if (rc == 77) return 77;
     if (rc == 0) {
         T_RUN(test_matmul);
         T_RUN(test_norm_act);
@@ -569,8 +531,7 @@ int main(void) {
         T_RUN(test_errors);
         T_RC(be_sync(g_gpu, &e), &e);
     }
-    be_free(g_cpu);
-    be_free(g_gpu);
+    cf_close();
     return t_done();
 }
 
