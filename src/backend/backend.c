@@ -221,18 +221,11 @@ int be_add(struct be *b, struct tensor *y, const struct tensor *a, const struct 
 int be_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
                     const struct tensor *gain, float eps, struct err *e) {
     int rc = check_add(b, h, h, x, e);
-    /* y is written after h: it may be x itself, never h */
     if (rc == 0) rc = check_rms_norm(b, y, h, gain, eps, e);
-    if (rc == 0 && tensor_overlap(y, h))
-        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps the residual");
-    if (rc == 0 && y->dtype != x->dtype && tensor_overlap(y, x))
-        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps x with another dtype");
-    if (rc == 0 && tensor_overlap(y, x) && !tensor_same_view(y, x))
-        rc = err_set(e, VELA_EINVAL, "add_rms_norm: y overlaps x without being it");
-    if (rc != 0) return rc;
-    if (b->ops->add_rms_norm) return b->ops->add_rms_norm(b, h, y, x, gain, eps, e);
-    rc = b->ops->add(b, h, h, x, e);
-    return rc != 0 ? rc : b->ops->rms_norm(b, y, h, gain, eps, e);
+    /* y is written after h: it may be x itself, never h */
+    if (rc == 0) rc = check_alias(y, h, false, "add_rms_norm", e);
+    if (rc == 0) rc = check_alias(y, x, y->dtype == x->dtype, "add_rms_norm", e);
+    return rc != 0 ? rc : b->ops->add_rms_norm(b, h, y, x, gain, eps, e);
 }
 
 int be_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, const struct tensor *up,

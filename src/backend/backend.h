@@ -112,8 +112,7 @@ int be_add(struct be *b, struct tensor *y, const struct tensor *a, const struct 
            struct err *e);
 /* The residual add and the next RMSNorm in one pass over the rows: h += x, then y =
  * rms_norm(h) with gain, exactly be_add(h, h, x) then be_rms_norm(y, h, gain, eps) (the same
- * roundings). y may be x itself (the projection output becomes the normed input), never h.
- * Backends without a fused version run the two ops. */
+ * roundings). y may be x itself (the projection output becomes the normed input), never h. */
 int be_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
                     const struct tensor *gain, float eps, struct err *e);
 /* y[n, F] = silu(gate) · up. With up == NULL, gate is the fused gate_up [n, 2F] (gate

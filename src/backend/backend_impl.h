@@ -31,6 +31,8 @@ struct be_ops {
                     const struct tensor *gain, float eps, struct err *e);
     int (*add)(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
                struct err *e);
+    int (*add_rms_norm)(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
+                        const struct tensor *gain, float eps, struct err *e);
     int (*silu_mul)(struct be *b, struct tensor *y, const struct tensor *gate,
                     const struct tensor *up, struct err *e); /* up NULL: fused gate_up */
     int (*embed)(struct be *b, struct tensor *y, const struct tensor *table,
@@ -68,9 +70,6 @@ struct be_ops {
                          struct err *e); /* (optional): the CPU samples in engine/sampler.c */
     int (*sample)(struct be *b, struct tensor *ids, const struct tensor *logits,
                   const struct be_sample_row *rows, struct err *e); /* (optional) */
-    int (*add_rms_norm)(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
-                        const struct tensor *gain, float eps,
-                        struct err *e); /* (optional): else add, then rms_norm */
 };
 
 /* Every backend embeds this header first in its own struct. */

@@ -3,6 +3,7 @@
 
 #include "backend/cpu/backend_cpu.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct be_device_ops *g_cuda; /* set once at start-up */
@@ -60,4 +61,12 @@ int be_device_mem_info(enum be_device_kind k, size_t *free_bytes, size_t *total_
         return err_set(e, VELA_EUNSUP, "device memory: the CPU has none of its own");
     int rc = need_cuda(e);
     return rc != 0 ? rc : g_cuda->mem_info(0, free_bytes, total_bytes, e);
+}
+
+const char *be_device_describe(const struct be *b, int n_threads, char *buf, size_t cap) {
+    if (be_device_of(b) == BE_DEV_CUDA)
+        snprintf(buf, cap, "cuda");
+    else
+        snprintf(buf, cap, "%s, %d threads", cpu_isa_name(be_cpu_isa(b)), n_threads);
+    return buf;
 }

@@ -39,6 +39,9 @@ int be_device_open(enum be_device_kind k, int n_threads, struct be **out, struct
 /* 0 when kind k can be opened here; else the error be_device_open would give (so a command
  * can refuse before spending minutes loading a model). */
 int be_device_check(enum be_device_kind k, struct err *e);
+/* What b runs on, for a timing line: "cuda", or the CPU's matmul path and threads
+ * ("avx512, 2 threads"). Returns buf. */
+const char *be_device_describe(const struct be *b, int n_threads, char *buf, size_t cap);
 /* Device memory of GPU 0 (k must resolve to CUDA); VELA_EUNSUP for the CPU. */
 int be_device_mem_info(enum be_device_kind k, size_t *free_bytes, size_t *total_bytes,
                        struct err *e);

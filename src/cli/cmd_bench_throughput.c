@@ -11,7 +11,6 @@
  *
  * `vela bench` dispatches its subcommands here (throughput is the only one so far).
  * Main thread; the engine runs on its own thread. */
-#include "backend/cpu/backend_cpu.h"
 #include "backend/device.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -321,16 +320,6 @@ static int run(const struct tp_args *a, struct tp_run *r, struct err *e) {
     return rc;
 }
 
-/* "avx512 matmul, 2 threads" on the CPU, "cuda" on a GPU. */
-static const char *backend_desc(const struct tp_args *a, const struct be *b, char *buf,
-                                size_t cap) {
-    if (be_device_resolve(a->device) == BE_DEVICE_CUDA)
-        snprintf(buf, cap, "cuda");
-    else
-        snprintf(buf, cap, "%s matmul, %d threads", cpu_isa_name(be_cpu_isa(b)), (int)a->threads);
-    return buf;
-}
-
 static int bench(const struct tp_args *a, struct lm_files *f, struct err *e) {
     char desc[64];
     struct kv_plan p;
@@ -359,9 +348,10 @@ static int bench(const struct tp_args *a, struct lm_files *f, struct err *e) {
     if (rc == 0)
         printf("Model %s%s: %s, %lld prompts of %lld tokens, %lld output "
                "tokens, max_num_seqs %lld, max_num_batched_tokens %lld\n",
-               a->model, a->dummy ? " (dummy weights)" : "", backend_desc(a, b, desc, sizeof desc),
-               (long long)a->num_prompts, (long long)a->input_len, (long long)a->output_len,
-               (long long)a->max_num_seqs, (long long)a->max_batched);
+               a->model, a->dummy ? " (dummy weights)" : "",
+               be_device_describe(b, (int)a->threads, desc, sizeof desc), (long long)a->num_prompts,
+               (long long)a->input_len, (long long)a->output_len, (long long)a->max_num_seqs,
+               (long long)a->max_batched);
     if (rc == 0) rc = run(a, &r, e);
     eng_free(r.en);
     free(r.rq);

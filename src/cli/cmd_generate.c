@@ -16,7 +16,6 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/gen_mm.h"
-#include "backend/cpu/backend_cpu.h"
 #include "backend/device.h"
 #include "engine/params.h"
 #include "engine/sampler.h"
@@ -391,15 +390,6 @@ static int generate_mm(const struct gen_args *a, const struct lm_files *f,
     return rc;
 }
 
-/* "avx512, 2 threads" on the CPU, "cuda" on a GPU. */
-static const char *backend_desc(const struct be *b, const struct gen_args *a, char desc[64]) {
-    if (be_device_resolve(a->mm.device) == BE_DEVICE_CUDA)
-        snprintf(desc, 64, "cuda");
-    else
-        snprintf(desc, 64, "%s, %d threads", cpu_isa_name(be_cpu_isa(b)), (int)a->threads);
-    return desc;
-}
-
 static int generate(const struct gen_args *a, const struct lm_files *f, struct tokenizer *tok,
                     struct err *e) {
     char desc[64];
@@ -430,7 +420,8 @@ static int generate(const struct gen_args *a, const struct lm_files *f, struct t
                 "prompt: %lld tokens in %.3f s (%.1f tokens/s); generation: %lld tokens in "
                 "%.3f s (%.2f tokens/s); %s\n",
                 (long long)ids.n, t1 - t0, (double)ids.n / (t1 - t0), (long long)n_gen, t2 - t1,
-                n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0, backend_desc(b, a, desc));
+                n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0,
+                be_device_describe(b, (int)a->threads, desc, sizeof desc));
     run_free(&r);
     be_free(b);
     tok_ids_free(&ids);

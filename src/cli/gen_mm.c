@@ -8,7 +8,6 @@
  * Main thread only. */
 #include "cli/gen_mm.h"
 
-#include "backend/cpu/backend_cpu.h"
 #include "backend/device.h"
 #include "engine/request.h"
 #include "engine/solo.h"
@@ -228,6 +227,7 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
     fputc('\n', stdout);
     fflush(stdout);
     double t2 = now_s(), t_first = p.t_first > 0 ? p.t_first : t2;
+    char desc[64];
     if (rc == 0)
         fprintf(stderr,
                 "prompt: %d tokens with %d images/videos (read and preprocessed in %.3f s), "
@@ -236,8 +236,7 @@ int gen_mm_run(const struct gen_mm_args *a, const struct lm_files *f, const stru
                 mp->n_ids, mp->n_media, t1 - t0, t_first - t1, mp->n_ids / (t_first - t1),
                 res.n_output, t2 - t_first,
                 res.n_output > 1 ? (res.n_output - 1) / (t2 - t_first) : 0.0, res.n_steps,
-                be_device_resolve(a->device) == BE_DEVICE_CUDA ? "cuda"
-                                                               : cpu_isa_name(be_cpu_isa(r.b)));
+                be_device_describe(r.b, (int)a->threads, desc, sizeof desc));
     tok_text_free(&p.txt);
     stop_deinit(&p.stop);
     detok_deinit(&p.d);

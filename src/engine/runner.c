@@ -85,7 +85,7 @@ struct runner {
     int32_t *st_idx;   /* (max_seqs) item -> index into states, this step */
     struct sampler *smp;
     struct runner_times times;   /* accumulated by runner_execute */
-    bool backend_sampling;       /* lm_forward_sample for plain steps (runner_opts) */
+    bool backend_sampling;       /* lm_forward_sample where backend_step allows (runner_opts) */
     bool last_on_backend;        /* the last step was sampled there: no logits on the host */
     struct be_sample_row *srows; /* (max_seqs) its per-row parameters */
     int32_t *sids;               /* (max_seqs) and its ids */
@@ -507,7 +507,7 @@ static int build(struct runner *rn, const struct sched_output *so, struct lm_bat
 /* Whether be_sample can draw every sampling row of the step just built: greedy, temperature,
  * top-k, top-p and min-p rows; nothing that needs the distribution or the history on the
  * host (logprobs, penalties, logit bias, a pending min_tokens, prompt logprobs). */
-static bool plain_step(const struct runner *rn) {
+static bool backend_step(const struct runner *rn) {
     if (!rn->backend_sampling || rn->n_plp > 0) return false;
     for (int32_t i = 0; i < rn->n_sample; i++) {
         const struct smp_seq *q = &rn->seqs[i];
@@ -519,13 +519,13 @@ static bool plain_step(const struct runner *rn) {
     return true;
 }
 
-/* The forward and be_sample for a step plain_step accepts: rn->outs as smp_sample would fill
+/* The forward and be_sample for a step backend_step accepts: rn->outs as smp_sample would fill
  * them (no logprobs), each RNG advanced by its draw. */
 static int forward_sample(struct runner *rn, const struct lm_batch *b, struct err *e) {
     for (int32_t i = 0; i < rn->n_sample; i++) {
         const struct smp_seq *q = &rn->seqs[i];
-        bool greedy = q->params->temperature < VELA_SP_GREEDY_EPS;
         const struct sampling_params *p = q->params;
+        bool greedy = p->temperature < VELA_SP_GREEDY_EPS;
         rn->srows[i] = (struct be_sample_row){.temperature = greedy ? 0.0f : p->temperature,
                                               .top_k = p->top_k > 0 ? p->top_k : 0,
                                               .top_p = p->top_p,
@@ -562,7 +562,7 @@ int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sa
     if (rc == 0) rc = encode_step(rn, so, e);
     if (rc == 0) rc = build(rn, so, &b, e);
     double t1 = now_s();
-    bool on_backend = rc == 0 && rn->n_sample > 0 && plain_step(rn);
+    bool on_backend = rc == 0 && rn->n_sample > 0 && backend_step(rn);
     rn->last_on_backend = on_backend;
     if (rc == 0) rc = on_backend ? forward_sample(rn, &b, e) : lm_forward(rn->m, &b, rn->logits, e);
     double t2 = now_s();

@@ -61,7 +61,8 @@ void runner_free(struct runner *rn); /* accepts NULL */
 int runner_execute(struct runner *rn, const struct sched_output *so, int32_t *sampled,
                    struct err *e);
 /* Seconds spent so far in runner_execute's parts: building the batch (and encoding images),
- * the forward with its logits read back (on a GPU: the device's work), sampling. */
+ * the forward with its logits read back (on a GPU: the device's work, and the sampling of
+ * steps the backend samples), sampling on the host. */
 struct runner_times {
     double prepare, forward, sample;
 };

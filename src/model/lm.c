@@ -34,7 +34,7 @@
 struct lm_layer {
     struct tensor ln1, wq, bq, wk, bk, wv, bv, wo; /* attention */
     struct tensor ln2, wg, wu, wd;                 /* MLP */
-    struct tensor wqkv, bqkv, wgu; /* stacked on a device (lm.fused) instead of wq..bv, wg, wu */
+    struct tensor wqkv, bqkv, wgu; /* stacked on a device (lm.stacked) instead of wq..bv, wg, wu */
     struct tensor kc, vc;          /* (n_blocks*block_size, Nkv*hd) cache */
 };
 
@@ -52,7 +52,7 @@ struct lm {
     /* On a device backend q, k, v are column views of qkv [T, Nq*hd + 2*Nkv*hd] and gate, up
      * of gu [T, 2F], filled by one GEMM each over stacked weights: fewer, larger GEMMs and no
      * per-output conversions, where each launch costs more than a decode GEMM's work. */
-    bool fused;
+    bool stacked;
     struct tensor qkv, gu;
     int32_t section[3];
     float eps, theta, scale;
@@ -121,19 +121,18 @@ static int weight(struct lm *m, const char *name, struct tensor *t, struct err *
 static int stacked(struct lm *m, int32_t il, const char *const *names, int n, struct tensor *out,
                    struct err *e) {
     const struct weight *w[3];
-    int64_t rows = 0, cols = 0;
+    int64_t rows = 0, cols = 1; /* a bias stacks as one row of cols elements: cols stays 1 */
     char name[128];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "model.layers.%d.%s", (int)il, names[i]);
         w[i] = weights_find(m->w, name);
         if (!w[i] || !w[i]->bf16) return err_set(e, VELA_ENOTFOUND, "lm: no data for %s", name);
-        bool bias = w[i]->n_dims == 1;
-        rows += bias ? w[i]->n_elems : w[i]->shape[0];
-        if (i == 0) cols = bias ? 1 : w[i]->shape[1];
-        if ((bias ? 1 : w[i]->shape[1]) != cols)
+        if (i == 0 && w[0]->n_dims == 2) cols = w[0]->shape[1];
+        if (w[i]->n_dims != w[0]->n_dims || (w[i]->n_dims == 2 && w[i]->shape[1] != cols))
             return err_set(e, VELA_EINVAL, "lm: %s does not stack with %s", name, names[0]);
+        rows += w[i]->n_dims == 1 ? w[i]->n_elems : w[i]->shape[0];
     }
-    bool bias = cols == 1 && w[0]->n_dims == 1;
+    bool bias = w[0]->n_dims == 1;
     enum be_dtype dt = bias ? BE_F32 : BE_BF16;
     int64_t shape[2] = {bias ? 1 : rows, bias ? rows : cols};
     struct be_buffer *buf = NULL;
@@ -162,7 +161,7 @@ static int stacked(struct lm *m, int32_t il, const char *const *names, int n, st
     return rc != 0 ? err_wrap(e, "lm: layer %d stacked %s", (int)il, names[0]) : 0;
 }
 
-static int layer_weights_fused(struct lm *m, int32_t il, struct err *e) {
+static int layer_weights_stacked(struct lm *m, int32_t il, struct err *e) {
     static const char *const wqkv[3] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                         "self_attn.v_proj.weight"};
     static const char *const bqkv[3] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias",
@@ -180,7 +179,7 @@ static int layer_weights(struct lm *m, int32_t il, struct err *e) {
     static const struct {
         const char *name;
         size_t off;
-        bool stacked; /* part of wqkv, bqkv or wgu when m->fused */
+        bool stacked; /* part of wqkv, bqkv or wgu when m->stacked */
     } tab[] = {
         {"input_layernorm.weight", offsetof(struct lm_layer, ln1), false},
         {"self_attn.q_proj.weight", offsetof(struct lm_layer, wq), true},
@@ -195,9 +194,9 @@ static int layer_weights(struct lm *m, int32_t il, struct err *e) {
         {"mlp.up_proj.weight", offsetof(struct lm_layer, wu), true},
         {"mlp.down_proj.weight", offsetof(struct lm_layer, wd), false},
     };
-    int rc = m->fused ? layer_weights_fused(m, il, e) : 0;
+    int rc = m->stacked ? layer_weights_stacked(m, il, e) : 0;
     for (size_t i = 0; rc == 0 && i < sizeof tab / sizeof tab[0]; i++) {
-        if (m->fused && tab[i].stacked) continue;
+        if (m->stacked && tab[i].stacked) continue;
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", (int)il, tab[i].name);
         rc = weight(m, name, (struct tensor *)((char *)L + tab[i].off), e);
@@ -292,7 +291,7 @@ static int lm_setup(struct lm *m, struct err *e) {
         {&m->att, BE_F32, T, nq}, {&m->gate, BE_F32, T, F}, {&m->up, BE_F32, T, F},
         {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},   {&m->sids, BE_I32, 1, S},
     };
-    /* fused: the same bytes, q|k|v and gate|up side by side in a row */
+    /* stacked: the same bytes, q|k|v and gate|up side by side in a row */
     struct carve cf[] = {
         {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},
         {&m->x, BE_F32, T, D},    {&m->qkv, BE_F32, T, nq + 2 * nkv},
@@ -300,7 +299,7 @@ static int lm_setup(struct lm *m, struct err *e) {
         {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},
         {&m->sids, BE_I32, 1, S},
     };
-    if (m->fused) {
+    if (m->stacked) {
         rc = carve_scratch(m, cf, (int)(sizeof cf / sizeof cf[0]), e);
         if (rc == 0) rc = be_tensor_cols_view(&m->q, &m->qkv, 0, nq, e);
         if (rc == 0) rc = be_tensor_cols_view(&m->k, &m->qkv, nq, nkv, e);
@@ -325,7 +324,7 @@ int lm_new(struct lm **out, struct be *b, const struct model_config *c, const st
     struct lm *m = calloc(1, sizeof *m);
     if (!m) return err_set(e, VELA_ENOMEM, "lm: out of memory");
     m->b = b, m->c = *c, m->o = opt, m->w = w;
-    m->fused = opt.stack_weights > 0 || (opt.stack_weights == 0 && be_device_of(b) != BE_DEV_CPU);
+    m->stacked = opt.stack_weights > 0 || (opt.stack_weights == 0 && be_device_of(b) != BE_DEV_CPU);
     int32_t hd = c->head_dim;
     if (c->has_mrope) {
         memcpy(m->section, c->mrope_section, sizeof m->section);
@@ -444,9 +443,9 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
     for (size_t i = 0; rc == 0 && i < sizeof vw / sizeof vw[0]; i++)
         rc = vw[i].src == &m->ids ? be_tensor_cols_view(vw[i].dst, vw[i].src, 0, n, e)
                                   : view(vw[i].dst, vw[i].src, 0, n, e);
-    struct tensor qkv_all, gu_all; /* fused: the rows of m->qkv and m->gu */
-    if (rc == 0 && m->fused) rc = view(&qkv_all, &m->qkv, 0, n, e);
-    if (rc == 0 && m->fused) rc = view(&gu_all, &m->gu, 0, n, e);
+    struct tensor qkv_all, gu_all; /* stacked: the rows of m->qkv and m->gu */
+    if (rc == 0 && m->stacked) rc = view(&qkv_all, &m->qkv, 0, n, e);
+    if (rc == 0 && m->stacked) rc = view(&gu_all, &m->gu, 0, n, e);
     if (rc == 0) rc = be_tensor_write(m->b, &ids, bt->token_ids, (size_t)n * 4, e);
     LM_RUN(LM_OP_EMBED, be_embed(m->b, &h, &m->embed, &ids, e));
     if (rc == 0 && bt->embeds) rc = lm_override(m, bt, &h, e);
@@ -479,7 +478,7 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
         /* attention block: h += o_proj(attn(rope(q), rope(k), v)); x = ln1(h) on entry */
         const struct be_mm_out qkv[3] = {
             {&q, &L->wq, &L->bq}, {&k, &L->wk, &L->bk}, {&v, &L->wv, &L->bv}};
-        if (m->fused)
+        if (m->stacked)
             LM_RUN(LM_OP_QKV, be_matmul(m->b, &qkv_all, &x, &L->wqkv, &L->bqkv, e));
         else
             LM_RUN(LM_OP_QKV, be_matmul_multi(m->b, qkv, 3, &x, e));
@@ -490,7 +489,7 @@ static int forward(struct lm *m, const struct lm_batch *bt, float *logits, struc
         /* MLP block: x = ln2(h += x); h += down(silu(gate(x)) * up(x)) */
         LM_RUN(LM_OP_ADD_NORM, be_add_rms_norm(m->b, &h, &x, &x, &L->ln2, m->eps, e));
         const struct be_mm_out gate_up[2] = {{&gate, &L->wg, NULL}, {&up, &L->wu, NULL}};
-        if (m->fused)
+        if (m->stacked)
             LM_RUN(LM_OP_GATE_UP, be_matmul(m->b, &gu_all, &x, &L->wgu, NULL, e));
         else
             LM_RUN(LM_OP_GATE_UP, be_matmul_multi(m->b, gate_up, 2, &x, e));

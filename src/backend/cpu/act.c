@@ -51,19 +51,22 @@ int cpu_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, cons
     return 0;
 }
 
+void cpu_add_row(const struct vec_ops *v, const struct tensor *y, const struct tensor *a,
+                 const struct tensor *c, int64_t r) {
+    int64_t cols = be_tensor_cols(y);
+    float ab[ACT_CHUNK], cb[ACT_CHUNK], yb[ACT_CHUNK];
+    for (int64_t c0 = 0; c0 < cols; c0 += ACT_CHUNK) {
+        int64_t n = cols - c0 < ACT_CHUNK ? cols - c0 : ACT_CHUNK;
+        const float *x = rowio_in(a, r, c0, n, ab);
+        const float *z = rowio_in(c, r, c0, n, cb);
+        v->add(rowio_out(y, r, c0, yb), x, z, n);
+        rowio_store(y, r, c0, n, yb);
+    }
+}
+
 static void add_rows(void *arg, int64_t r0, int64_t r1) {
     const struct act_args *p = arg;
-    int64_t cols = be_tensor_cols(p->y);
-    float ab[ACT_CHUNK], cb[ACT_CHUNK], yb[ACT_CHUNK];
-    for (int64_t r = r0; r < r1; r++) {
-        for (int64_t c = 0; c < cols; c += ACT_CHUNK) {
-            int64_t n = cols - c < ACT_CHUNK ? cols - c : ACT_CHUNK;
-            const float *a = rowio_in(p->a, r, c, n, ab);
-            const float *b = rowio_in(p->c, r, c, n, cb);
-            p->v->add(rowio_out(p->y, r, c, yb), a, b, n);
-            rowio_store(p->y, r, c, n, yb);
-        }
-    }
+    for (int64_t r = r0; r < r1; r++) cpu_add_row(p->v, p->y, p->a, p->c, r);
 }
 
 int cpu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,

@@ -28,6 +28,10 @@ int cpu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const str
                      const struct tensor *gain, float eps, struct err *e);
 int cpu_add(struct be *b, struct tensor *y, const struct tensor *a, const struct tensor *c,
             struct err *e);
+/* Row r of y = a + c (cpu_add's work for one row; BF16 rows staged through F32). */
+struct vec_ops;
+void cpu_add_row(const struct vec_ops *v, const struct tensor *y, const struct tensor *a,
+                 const struct tensor *c, int64_t r);
 int cpu_silu_mul(struct be *b, struct tensor *y, const struct tensor *gate, const struct tensor *up,
                  struct err *e);
 int cpu_embed(struct be *b, struct tensor *y, const struct tensor *table, const struct tensor *ids,

@@ -78,19 +78,11 @@ struct add_norm_args {
     struct norm_args norm; /* .x is h */
 };
 
-/* h[r] += x[r] (as cpu_add rounds it), then the norm of that row while it is in cache. */
+/* h[r] += x[r] (cpu_add's row), then the norm of that row while it is in cache. */
 static void add_norm_rows(void *arg, int64_t r0, int64_t r1) {
     const struct add_norm_args *a = arg;
-    int64_t cols = be_tensor_cols(a->h);
-    float hb[NORM_CHUNK], xb[NORM_CHUNK], yb[NORM_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
-        for (int64_t c = 0; c < cols; c += NORM_CHUNK) {
-            int64_t n = cols - c < NORM_CHUNK ? cols - c : NORM_CHUNK;
-            const float *h = rowio_in(a->h, r, c, n, hb);
-            const float *x = rowio_in(a->x, r, c, n, xb);
-            a->norm.v->add(rowio_out(a->h, r, c, yb), h, x, n);
-            rowio_store(a->h, r, c, n, yb);
-        }
+        cpu_add_row(a->norm.v, a->h, a->h, a->x, r);
         norm_rows((void *)&a->norm, r, r + 1);
     }
 }

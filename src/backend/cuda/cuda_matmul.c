@@ -116,10 +116,7 @@ static cublasStatus_t algo_for(struct be_cuda *c, const struct gemm *g, cublasLt
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &res, &n_res);
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    /* With a bias epilogue cuBLASLt 13 answers INVALID_VALUE (not NOT_SUPPORTED) for bias/D
-     * dtype pairs it lacks: that too means "take the fallback". */
-    *none = st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0) ||
-            (st == CUBLAS_STATUS_INVALID_VALUE && g->bias);
+    *none = st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && n_res == 0);
     if (*none) st = CUBLAS_STATUS_SUCCESS;
     if (st != CUBLAS_STATUS_SUCCESS) return st;
     if (!*none) *algo = res.algo;

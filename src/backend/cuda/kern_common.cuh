@@ -51,6 +51,19 @@ static __device__ __forceinline__ float k_warp_sum(float v) {
     return v;
 }
 
+/* Sum of v over the whole block, returned to every thread; red holds blockDim.x / 32
+ * doubles of shared memory. The warps' partial sums are added in warp order, so every
+ * thread gets the same value; the closing barrier lets red be reused at once. */
+static __device__ double k_block_sum(double v, double *red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    double t = 0.0;
+    for (unsigned w = 0; w < blockDim.x / 32; w++) t += red[w];
+    __syncthreads();
+    return t;
+}
+
 /* Blocks for a grid-stride loop over n items with `threads` per block. */
 static inline unsigned k_blocks(int64_t n, int threads) {
     int64_t b = (n + threads - 1) / threads;

@@ -61,17 +61,6 @@ static __global__ void add_rms_norm_kernel(struct kmat h, struct kmat y, struct 
     norm_finish(y, h, gain, eps, cols, r, ss);
 }
 
-/* Sum of v over the block (NORM_THREADS threads), returned to every thread. */
-static __device__ double block_sum(double v, double *partial) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x / 32] = v;
-    __syncthreads();
-    double t = 0.0;
-    for (int w = 0; w < NORM_THREADS / 32; w++) t += partial[w];
-    __syncthreads(); /* partial is reused by the next sum */
-    return t;
-}
-
 /* LayerNorm (backend/cpu/layer_norm.c): double sums over a two-pass mean, (x - mean) · inv in
  * FP32, then · gain + bias without contraction; a BF16 y rounded once. */
 static __global__ void layer_norm_kernel(struct kmat y, struct kmat x, struct kmat gain,
@@ -80,13 +69,13 @@ static __global__ void layer_norm_kernel(struct kmat y, struct kmat x, struct km
     int64_t r = blockIdx.x;
     double s = 0.0;
     for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) s += (double)k_ld(x, r, c);
-    double mean = block_sum(s, partial) / (double)cols;
+    double mean = k_block_sum(s, partial) / (double)cols;
     double ss = 0.0;
     for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) {
         double d = (double)k_ld(x, r, c) - mean;
         ss += d * d;
     }
-    ss = block_sum(ss, partial);
+    ss = k_block_sum(ss, partial);
     float m = (float)mean, inv = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
     for (int64_t c = threadIdx.x; c < cols; c += NORM_THREADS) {
         float v = __fmul_rn(__fsub_rn(k_ld(x, r, c), m), inv);

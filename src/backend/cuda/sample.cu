@@ -66,17 +66,6 @@ static __device__ __forceinline__ float gumbel_dev(uint64_t key, int64_t i) {
     return -logf(-logf(u));
 }
 
-/* Sum of v over the block, returned to every thread (two barriers: red is reused). */
-static __device__ double block_sum(double v, double *red) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    double t = 0.0;
-    for (int w = 0; w < ARGMAX_THREADS / 32; w++) t += red[w];
-    __syncthreads();
-    return t;
-}
-
 /* The largest of v over the block, returned to every thread. */
 static __device__ float block_max(float v, double *red) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -109,7 +98,7 @@ static __device__ double at_least(const struct kmat &lg, int64_t r, int64_t cols
         float z = scaled(lg, r, c, inv_t);
         if (z == z && order_key(z) >= t) s += count ? 1.0 : exp((double)(z - zmax));
     }
-    return block_sum(s, red);
+    return k_block_sum(s, red);
 }
 
 /* backend.h's threshold search: the largest key t >= lo with at_least(t) >= target. */
@@ -141,7 +130,7 @@ static __global__ void sample_kernel(int32_t *ids, struct kmat logits, int64_t c
             if (z == z) zmax = fmaxf(zmax, z), n += 1.0;
         }
         zmax = block_max(zmax, red);
-        n = block_sum(n, red);
+        n = k_block_sum(n, red);
         if (p.top_k > 0 && (double)p.top_k < n)
             lo = search(logits, r, cols, inv_t, zmax, 0, true, (double)p.top_k, red);
         if (top_p) {
