@@ -193,8 +193,9 @@ static const struct {
     {{64, 67, 37, BE_F32, BE_F32, 1}, 2, 4096},
     {{33, 67, 37, BE_BF16, BE_F32, 0}, 3, 4096},
     /* The FP32-FMA kernel (avx512, 13+ rows) widens weights in blocks of 1024 k: k = 2100 is
-     * three blocks, the last short; 32 rows take its one-pass path (each pass widens the next
-     * block), 45 rows its partial-sum path; k = 1024 is exactly one block. */
+     * three blocks, the last short; 32 rows take its one-pass path (the widening runs a chunk
+     * ahead of the FMAs, across blocks of different lengths), 45 rows its partial-sum path;
+     * k = 1024 is exactly one block. */
     {{32, 2100, 37, BE_F32, BE_F32, 1}, 2, 0},
     {{45, 2100, 37, BE_BF16, BE_BF16, 2}, 3, 0},
     {{64, 1024, 70, BE_F32, BE_F32, 0}, 1, 0},

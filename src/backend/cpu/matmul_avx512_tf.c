@@ -16,12 +16,15 @@
  * thread's buffer (partial sums). A tile ends with one 16 x 16 transpose per group (vector t
  * = row t's outputs) instead of horizontal sums.
  *
- * Widened weights go to the thread's buffer, one block of TF_NB rows x up to MM_TF_KB k.
- *   - Up to 32 rows (decode batches): one pass per block, so a block widened just before its
- *     pass would stall the FMAs on its loads and stores; instead each pass widens the next
- *     block into the other of two buffers as it goes, and prefetches the weights of the block
- *     after that into L2 (tf_one_pass, tf_cursor for the order of blocks).
- *   - More rows (prefill): a block is widened once and every pair of groups runs over it.
+ * Widened weights go to the thread's buffer.
+ *   - Up to 32 rows (decode batches): one pass per block, each weight used once, so the
+ *     widening runs one 32-k chunk ahead of the FMAs in the same order (struct tf_feed), into
+ *     a ring of TF_RING chunks that stays in L1, and each pass prefetches the weights of the
+ *     block TF_PF_UNITS ahead into L2 (tf_one_pass, tf_cursor for the order of blocks).
+ *     Widening the whole next block during a pass instead (two 32 KB buffers) measured 5-8%
+ *     slower at 32 rows (docs/BENCHMARKS.md).
+ *   - More rows (prefill): a block of TF_NB rows x up to MM_TF_KB k is widened once and every
+ *     pair of groups runs over it.
  *
  * Numerics: BF16 activations (round to nearest even), BF16 x BF16 products, exact in FP32,
  * FP32 sums (in k order per output), bias in FP32, one rounding for a BF16 y.
@@ -59,9 +62,17 @@
 #define TF_PF_UNITS 2
 /* Weight rows ahead that a tile of the many-rows path prefetches into L2. */
 #define TF_PF_ROWS (2 * TF_NB)
+/* The one-pass path's ring of widened chunks (TF_NB x 32 floats, 1 KB each) and how many
+ * chunks ahead of the FMAs the feed widens (measured: 1 ahead 1-2% faster than 2). */
+#define TF_RING     4
+#define TF_AHEAD    1
+#define TF_CHUNK_FL (TF_NB * 32)
 
 _Static_assert(2 * TF_WB + (MM_TF_MAX_ROWS / 16) * TF_NB * 16 <= MM_TF_TMP_FLOATS,
                "thread buffer: two widened blocks plus the partial sums of a chunk");
+_Static_assert(
+    (TF_RING & (TF_RING - 1)) == 0 && TF_AHEAD < TF_RING && TF_RING * TF_CHUNK_FL <= TF_WB,
+    "the ring: a power of two with a slot free for the chunk in use, in one block's room");
 _Static_assert(TF_SPAN % TF_NB == 0 && TF_PF_UNITS >= 1 &&
                    TF_SPAN / TF_NB * 2 * TF_NB * 16 <= MM_TF_MAX_ROWS * 16,
                "thread buffer: the partial sums of a span's tiles");
@@ -151,66 +162,6 @@ struct tf_block {
     int nr;
 };
 
-/* Groups g0 and (G = 2) g0 + 1 over the block bk, whose widened weights are in wb. The first
- * block of k starts from zero, others from the partial sums in part; the last stores y,
- * others save to part. pf (or NULL): a block whose weight rows to prefetch into L2 on the
- * way. nx (with nwb): the next pass's block, widened into nwb on the way, so its loads and
- * stores overlap this pass's FMAs. */
-TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_block *bk,
-                    const float *wb, float *part, const struct tf_block *pf,
-                    const struct tf_block *nx, float *nwb) {
-    int64_t c0 = bk->c0, kb0 = bk->kb0, kb1 = bk->kb1;
-    bool first = kb0 == 0, last = kb1 == j->x_stride;
-    int64_t kpad = j->x_stride;
-    const float *x0 = (const float *)j->x + g0 * kpad * 16, *x1 = x0 + kpad * 16;
-    __m512 a0[TF_NB], a1[TF_NB];
-#pragma GCC unroll 16
-    for (int b = 0; b < TF_NB; b++) {
-        a0[b] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + b * 16);
-        a1[b] = first || G == 1 ? _mm512_setzero_ps() : _mm512_load_ps(part + (TF_NB + b) * 16);
-    }
-    for (int64_t kc = kb0; kc < kb1; kc += 32) {
-        int64_t pk = pf ? pf->kb0 + (kc - kb0) : 0;
-        if (pf && pk < pf->kb1)
-#pragma GCC unroll 16
-            for (int b = 0; b < TF_NB; b++)
-                if (b < pf->nr)
-                    _mm_prefetch((const char *)(j->w + (pf->c0 + b) * j->w_stride + pk),
-                                 _MM_HINT_T1);
-        int64_t nk = nx ? nx->kb0 + (kc - kb0) : 0;
-        if (nx && nk < nx->kb1) widen_chunk(j, nx->c0, nx->nr, nk, nwb + (kc - kb0) * TF_NB);
-        const float *wc = wb + (kc - kb0) * TF_NB;
-#pragma GCC unroll 32
-        for (int t = 0; t < 32; t++) {
-            int e = (t & 1) * 16 + (t >> 1); /* where k = kc + t sits in the widened block */
-            __m512 xa = _mm512_load_ps(x0 + (kc + t) * 16);
-            __m512 xb = G == 2 ? _mm512_load_ps(x1 + (kc + t) * 16) : xa;
-#pragma GCC unroll 16
-            for (int b = 0; b < TF_NB; b++) {
-                __m512 wv = _mm512_set1_ps(wc[b * 32 + e]);
-                a0[b] = _mm512_fmadd_ps(xa, wv, a0[b]);
-                if (G == 2) a1[b] = _mm512_fmadd_ps(xb, wv, a1[b]);
-            }
-        }
-    }
-    if (nx && nx->kb0 + (kb1 - kb0) < nx->kb1) /* the rest of a longer next block */
-        widen(j, nx->c0, nx->nr, nx->kb0 + (kb1 - kb0), nx->kb1, nwb + (kb1 - kb0) * TF_NB);
-    if (!last) {
-#pragma GCC unroll 16
-        for (int b = 0; b < TF_NB; b++) {
-            _mm512_store_ps(part + b * 16, a0[b]);
-            if (G == 2) _mm512_store_ps(part + (TF_NB + b) * 16, a1[b]);
-        }
-        return;
-    }
-    __m512 v[16];
-    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a0[b] : _mm512_setzero_ps();
-    store_group(j, g0, c0, bk->nr, v);
-    if (G == 1) return;
-    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a1[b] : _mm512_setzero_ps();
-    store_group(j, g0 + 1, c0, bk->nr, v);
-}
-
 /* Tile rows from c (the last tile of [n0, n1) may be short). */
 static inline int tf_rows(int64_t c, int64_t n1) {
     return n1 - c >= TF_NB ? TF_NB : (int)(n1 - c);
@@ -255,28 +206,125 @@ static inline struct tf_block tf_cursor_block(const struct tf_cursor *o) {
     return b;
 }
 
-/* Up to 32 rows (one or two groups): one pass per widened block, each widening the next. */
+/* The one-pass path's widening: a cursor over the same blocks as the passes, chunk by chunk,
+ * TF_AHEAD chunks ahead of the one the FMAs use. Chunk q (counting from the call's first)
+ * lives in ring slot q % TF_RING from its widening until the FMAs are done with it. */
+struct tf_feed {
+    struct tf_cursor cur; /* the block being widened (cur.c = n1: nothing left) */
+    struct tf_block bk;
+    int64_t kc;            /* its next chunk's k */
+    int64_t widened, used; /* chunks widened, chunks handed to the FMAs */
+    float *ring;
+};
+
+/* Widens the feed's next chunk, if any, into its ring slot. */
+TF_INLINE void tf_feed_widen(const struct mm_job *j, struct tf_feed *f) {
+    if (f->cur.c >= f->cur.n1) return;
+    widen_chunk(j, f->bk.c0, f->bk.nr, f->kc,
+                f->ring + (f->widened++ & (TF_RING - 1)) * TF_CHUNK_FL);
+    f->kc += 32;
+    if (f->kc < f->bk.kb1) return;
+    tf_cursor_next(&f->cur);
+    if (f->cur.c >= f->cur.n1) return;
+    f->bk = tf_cursor_block(&f->cur);
+    f->kc = f->bk.kb0;
+}
+
+/* Groups g0 and (G = 2) g0 + 1 over the block bk. Its widened weights come from wb (the whole
+ * block) or, with a feed, chunk by chunk from the feed's ring, each pass widening the feed's
+ * next chunk as it goes so that those loads and stores overlap the FMAs. The first block of
+ * k starts from zero, others from the partial sums in part; the last stores y, others save to
+ * part. pf (or NULL): a block whose weight rows to prefetch into L2 on the way. */
+TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_block *bk,
+                    const float *wb, float *part, const struct tf_block *pf, struct tf_feed *feed) {
+    int64_t c0 = bk->c0, kb0 = bk->kb0, kb1 = bk->kb1;
+    bool first = kb0 == 0, last = kb1 == j->x_stride;
+    int64_t kpad = j->x_stride;
+    const float *x0 = (const float *)j->x + g0 * kpad * 16, *x1 = x0 + kpad * 16;
+    __m512 a0[TF_NB], a1[TF_NB];
+#pragma GCC unroll 16
+    for (int b = 0; b < TF_NB; b++) {
+        a0[b] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + b * 16);
+        a1[b] = first || G == 1 ? _mm512_setzero_ps() : _mm512_load_ps(part + (TF_NB + b) * 16);
+    }
+    /* pf's rows are prefetched a line per row per chunk. The one-pass path keeps their
+     * addresses and advances them (computing them per chunk measured 3-4% slower there); the
+     * many-rows path computes them per chunk (keeping them measured 3% slower there, at 512
+     * rows: its tiles prefetch only for the first group pair). */
+    const char *pfr[TF_NB] = {0};
+    int64_t pf_end = kb0;
+    if (feed && pf) {
+        for (int b = 0; b < TF_NB; b++)
+            pfr[b] = (const char *)(j->w + (pf->c0 + (b < pf->nr ? b : 0)) * j->w_stride + pf->kb0);
+        pf_end = kb0 + (pf->kb1 - pf->kb0);
+    }
+    for (int64_t kc = kb0; kc < kb1; kc += 32) {
+        if (feed && kc < pf_end)
+#pragma GCC unroll 16
+            for (int b = 0; b < TF_NB; b++) {
+                _mm_prefetch(pfr[b], _MM_HINT_T1);
+                pfr[b] += 64;
+            }
+        int64_t pk = pf ? pf->kb0 + (kc - kb0) : 0;
+        if (!feed && pf && pk < pf->kb1)
+#pragma GCC unroll 16
+            for (int b = 0; b < TF_NB; b++)
+                if (b < pf->nr)
+                    _mm_prefetch((const char *)(j->w + (pf->c0 + b) * j->w_stride + pk),
+                                 _MM_HINT_T1);
+        const float *wc;
+        if (feed) {
+            tf_feed_widen(j, feed);
+            wc = feed->ring + (feed->used++ & (TF_RING - 1)) * TF_CHUNK_FL;
+        } else {
+            wc = wb + (kc - kb0) * TF_NB;
+        }
+#pragma GCC unroll 32
+        for (int t = 0; t < 32; t++) {
+            int e = (t & 1) * 16 + (t >> 1); /* where k = kc + t sits in the widened chunk */
+            __m512 xa = _mm512_load_ps(x0 + (kc + t) * 16);
+            __m512 xb = G == 2 ? _mm512_load_ps(x1 + (kc + t) * 16) : xa;
+#pragma GCC unroll 16
+            for (int b = 0; b < TF_NB; b++) {
+                __m512 wv = _mm512_set1_ps(wc[b * 32 + e]);
+                a0[b] = _mm512_fmadd_ps(xa, wv, a0[b]);
+                if (G == 2) a1[b] = _mm512_fmadd_ps(xb, wv, a1[b]);
+            }
+        }
+    }
+    if (!last) {
+#pragma GCC unroll 16
+        for (int b = 0; b < TF_NB; b++) {
+            _mm512_store_ps(part + b * 16, a0[b]);
+            if (G == 2) _mm512_store_ps(part + (TF_NB + b) * 16, a1[b]);
+        }
+        return;
+    }
+    __m512 v[16];
+    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a0[b] : _mm512_setzero_ps();
+    store_group(j, g0, c0, bk->nr, v);
+    if (G == 1) return;
+    for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a1[b] : _mm512_setzero_ps();
+    store_group(j, g0 + 1, c0, bk->nr, v);
+}
+
+/* Up to 32 rows (one or two groups): one pass per block, fed by the widening ring. */
 TF_INLINE void tf_one_pass(const struct mm_job *j, int G, int64_t n0, int64_t n1, float *tmp) {
-    float *wb[2] = {tmp, tmp + TF_WB}, *part = tmp + 2 * TF_WB;
-    struct tf_cursor cur = tf_cursor_make(n0, n1, j->x_stride), nx = cur, pf = cur;
-    tf_cursor_next(&nx);
+    float *part = tmp + 2 * TF_WB;
+    struct tf_cursor cur = tf_cursor_make(n0, n1, j->x_stride), pf = cur;
     for (int i = 0; i < TF_PF_UNITS; i++) tf_cursor_next(&pf);
-    struct tf_block bk = tf_cursor_block(&cur);
-    widen(j, bk.c0, bk.nr, bk.kb0, bk.kb1, wb[0]);
-    for (int u = 0; cur.c < n1; u ^= 1) {
-        struct tf_block nb = tf_cursor_block(&nx), pb = tf_cursor_block(&pf);
+    struct tf_feed feed = {.cur = cur, .bk = tf_cursor_block(&cur), .ring = tmp};
+    feed.kc = feed.bk.kb0;
+    for (int i = 0; i < TF_AHEAD; i++) tf_feed_widen(j, &feed);
+    for (; cur.c < n1; tf_cursor_next(&cur), tf_cursor_next(&pf)) {
+        struct tf_block bk = tf_cursor_block(&cur), pb = tf_cursor_block(&pf);
         if (pf.c >= n1) { /* near the end: the rows past n1 (another chunk's), same k */
             pb = bk;
             pb.c0 += TF_PF_ROWS;
             pb.nr = TF_NB;
         }
         float *p = part + (bk.c0 - cur.s0) / TF_NB * 2 * TF_NB * 16;
-        tile(j, G, 0, &bk, wb[u], p, pb.c0 + TF_NB <= j->n ? &pb : NULL, nx.c < n1 ? &nb : NULL,
-             wb[u ^ 1]);
-        cur = nx;
-        bk = nb;
-        tf_cursor_next(&nx);
-        tf_cursor_next(&pf);
+        tile(j, G, 0, &bk, NULL, p, pb.c0 + TF_NB <= j->n ? &pb : NULL, &feed);
     }
 }
 
@@ -304,9 +352,9 @@ TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *t
             for (int64_t g = 0; g < groups; g += 2) {
                 float *p = part + g * TF_NB * 16;
                 if (g + 1 < groups)
-                    tile(j, 2, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL, NULL);
+                    tile(j, 2, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
                 else
-                    tile(j, 1, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL, NULL);
+                    tile(j, 1, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
             }
         }
     }
