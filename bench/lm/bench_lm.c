@@ -32,6 +32,7 @@
 #include "model/weights.h"
 #include "roofline/probe.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,9 @@
 #endif
 
 #define MAX_BATCHES 8
+/* Longest --pp, --ctx + 1 and --tg: the prompt ids and a sequence's block table are arrays of
+ * this size. */
+#define LMB_MAX_TOKENS 16384
 
 struct opts {
     const char *model;
@@ -124,7 +128,9 @@ static int parse(struct opts *o, int argc, char **argv) {
         } else
             return -1;
     }
-    return o->model && o->threads > 0 && o->pp > 0 && o->steps > 0 && o->rounds > 0 ? 0 : -1;
+    bool lens_ok = o->pp > 0 && o->pp <= LMB_MAX_TOKENS && o->ctx >= 0 && o->ctx < LMB_MAX_TOKENS &&
+                   o->tg >= 0 && o->tg <= LMB_MAX_TOKENS;
+    return o->model && o->threads > 0 && lens_ok && o->steps > 0 && o->rounds > 0 ? 0 : -1;
 }
 
 /* The probes, 5 times each; the best run is the roof (the machine is shared, and a roofline
@@ -150,11 +156,22 @@ static void probe(struct roof *r, int threads) {
     tp_free(pool);
 }
 
-/* Roofline seconds for n tokens of which n_head go through lm_head, with k_reads cached
- * tokens read by attention. */
-static double roof_s(const struct roof *r, double n_tok, double n_head, double k_reads) {
-    double mem = (r->w_bytes + k_reads * r->kv_bytes_per_k) / (r->gbps * 1e9);
-    double fl = n_tok * (r->flops_per_tok - r->head_flops) + n_head * r->head_flops;
+/* Flops of attention for n_rows query rows attending to `keys` cached keys each on average:
+ * q·k and p·v, 2 flops per multiply-add, every query head, every layer. */
+static double attn_flops(const struct roof *r, double n_rows, double keys) {
+    const struct model_config *c = &r->c;
+    return 4.0 * n_rows * keys * c->num_attention_heads * c->head_dim * c->num_hidden_layers;
+}
+
+/* Roofline seconds for n tokens of which n_head go through lm_head, each attending to `keys`
+ * cached keys on average, with kv_tokens tokens of K/V read from memory: every row's keys in
+ * decode (one row per sequence), the sequence's cache once in a prefill, whose rows share
+ * it. */
+static double roof_s(const struct roof *r, double n_tok, double n_head, double keys,
+                     double kv_tokens) {
+    double mem = (r->w_bytes + kv_tokens * r->kv_bytes_per_k) / (r->gbps * 1e9);
+    double fl = n_tok * (r->flops_per_tok - r->head_flops) + n_head * r->head_flops +
+                attn_flops(r, n_tok, keys);
     double cmp = r->gflops > 0 ? fl / (r->gflops * 1e9) : 0;
     return mem > cmp ? mem : cmp;
 }
@@ -162,11 +179,11 @@ static double roof_s(const struct roof *r, double n_tok, double n_head, double k
 /* One step of B sequences; sequence s owns blocks s*nb .. s*nb+nb-1 and has ctx tokens. */
 static int step(struct lm *m, struct lm_batch_buf *bb, int B, int nb, int ctx, int pp,
                 float *logits, struct err *e) {
-    int32_t ids[1024], table[4096];
+    static int32_t ids[LMB_MAX_TOKENS], table[LMB_MAX_TOKENS / 16];
     lmb_reset(bb);
     int n = pp ? pp : 1, rc = 0;
     int32_t V = lm_vocab(m);
-    for (int i = 0; i < n && i < 1024; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
     for (int s = 0; rc == 0 && s < B; s++) {
         for (int j = 0; j < nb; j++) table[j] = s * nb + j;
         rc = lmb_add(bb, ids, n, pp ? 0 : ctx, NULL, 0, 0, table, nb, true, e);
@@ -191,9 +208,9 @@ static double median_time(struct lm *m, struct lm_batch_buf *bb, int B, int nb, 
 }
 
 /* Op table of `steps` profiled forwards of B rows (n_head of them through lm_head), each row
- * attending to ctx cached tokens on average. */
+ * attending to ctx cached tokens on average, kv_tokens tokens of K/V read (as roof_s). */
 static void print_ops(const struct lm_profile *p, int steps, const struct roof *r, int B,
-                      int n_head, int ctx) {
+                      int n_head, double ctx, double kv_tokens) {
     const struct model_config *c = &r->c;
     double L = c->num_hidden_layers, D = c->hidden_size, F = c->intermediate_size;
     double hd = c->head_dim, q = c->num_attention_heads * hd, kv = c->num_key_value_heads * hd;
@@ -205,8 +222,8 @@ static void print_ops(const struct lm_profile *p, int steps, const struct roof *
     wb[LM_OP_LM_HEAD] = 2 * (double)c->vocab_size * D;
     for (int i = 0; i < LM_N_OPS; i++) fl[i] = B * wb[i]; /* 2 flops per BF16 weight (2 B) */
     fl[LM_OP_LM_HEAD] = n_head * wb[LM_OP_LM_HEAD];
-    wb[LM_OP_ATTN] = (double)B * ctx * r->kv_bytes_per_k;
-    fl[LM_OP_ATTN] = 4.0 * B * ctx * q * L; /* q·k and p·v */
+    wb[LM_OP_ATTN] = kv_tokens * r->kv_bytes_per_k;
+    fl[LM_OP_ATTN] = attn_flops(r, B, ctx);
     double total = 0;
     for (int i = 0; i < LM_N_OPS; i++) total += p->seconds[i];
     printf("  %-14s %10s %7s %12s %8s\n", "op", "ms/step", "share", "roof ms", "% roof");
@@ -230,18 +247,19 @@ struct results {
 };
 
 static void report(const struct opts *o, const struct roof *r, const struct results *res) {
-    double rt = roof_s(r, o->pp, 1, (double)o->pp * o->pp / 2);
+    double pp_keys = (o->pp + 1) / 2.0; /* row i of a causal prefill sees i + 1 keys */
+    double rt = roof_s(r, o->pp, 1, pp_keys, o->pp);
     printf("prefill pp%d: %.3f s, %.1f tokens/s (roofline %.1f tokens/s, %.0f%%)\n", o->pp,
            res->pp_t, o->pp / res->pp_t, o->pp / rt, 100 * rt / res->pp_t);
-    print_ops(&res->pp_prof, o->rounds, r, o->pp, 1, o->pp / 2);
+    print_ops(&res->pp_prof, o->rounds, r, o->pp, 1, pp_keys, o->pp);
     for (int i = 0; i < o->n_batches; i++) {
         int B = o->batches[i];
         double t = res->t[i];
-        rt = roof_s(r, B, B, (double)B * o->ctx);
+        rt = roof_s(r, B, B, o->ctx, (double)B * o->ctx);
         printf("\ndecode batch %d (context %d): %.1f ms/step, %.2f tokens/s (roofline %.2f "
                "tokens/s, %.0f%%)\n",
                B, o->ctx, 1e3 * t, B / t, B / rt, 100 * rt / t);
-        print_ops(&res->prof[i], o->steps, r, B, B, o->ctx);
+        print_ops(&res->prof[i], o->steps, r, B, B, o->ctx, (double)B * o->ctx);
     }
     /* Each batch's token rate against the first batch's (a goal of the CPU backend: batch 32 at
      * least 8x batch 1), from the same run. */
