@@ -202,6 +202,10 @@ static const struct {
     /* one thread's 600 columns at k = 1100: spans of 256, 256 and 88 columns, each walked k
      * block by k block */
     {{32, 1100, 600, BE_F32, BE_BF16, 1}, 1, 0},
+    /* one group (13-16 rows) through the one-pass path: three k blocks and spans, each
+     * thread's 300 columns; over k = 4096, blocks of 256 k */
+    {{16, 2100, 600, BE_BF16, BE_F32, 2}, 2, 0},
+    {{14, 4200, 45, BE_F32, BE_BF16, 1}, 2, 0},
     /* k over 4096: blocks of 256 k (the last one short) */
     {{32, 4200, 300, BE_BF16, BE_F32, 2}, 2, 0},
     /* k = 9000 (over 8192): the L2 budget of a chunk holds 29 rows, but FP32-FMA chunks keep
