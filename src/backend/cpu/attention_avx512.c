@@ -35,6 +35,11 @@
  * fill buffers.
  * Small batches get shorter tiles so that each thread still has several items.
  *
+ * A prefill sub-tile of more than ATT512_QB query vectors (several groups per kv head) over a
+ * BF16 cache with head_dim a multiple of 32 runs cpu_att512p_run instead
+ * (attention_prefill_avx512.c: query vectors across the lanes; 1.13-1.18x faster than this
+ * kernel on the 0.5b's long prompts); decode, split-K and the other cases stay here.
+ *
  * Split-K ("flash-decoding"): when even one-row tiles leave fewer than ATT512_ITEMS_PER_THREAD
  * items per thread (decode of a few sequences), each item's keys are cut into splits of at
  * least ATT512_SPLIT_MIN_KEYS, handed out as separate units. A split writes its partial
@@ -86,6 +91,7 @@
  * keep enough items for the threads and bound the scratch (q and acc are qv x head_dim). */
 #define ATT512_MAX_QV   32
 #define ATT512_MAX_ROWS 8
+_Static_assert(ATT512_MAX_QV <= ATT512P_MAX_QV, "a prefill tile fits cpu_att512p_run");
 /* Bytes of one cache row a tile may span (all its kv heads): the most the score loops
  * prefetch at one step (a row of K and one of V). */
 #define ATT512_PF_ROW_BYTES (ATT512_MAX_HEAD_DIM * 4)
@@ -449,6 +455,26 @@ static void att512_tile_run(const struct att512_ctx *c, struct att512_scratch *s
                             const struct att512_tile *tl, int64_t pos0, int64_t kb, int64_t ke,
                             float *part, const struct att512_tile *after, int64_t after_keys) {
     int32_t hd = c->m->head_dim, bs = c->m->block_size;
+    if (!part && kb == 0 && tl->nkv == 1 && tl->nq > ATT512_QB && c->kc->dtype == BE_BF16 &&
+        hd % 32 == 0) { /* a prefill tile of several query groups: query vectors in lanes */
+        struct att512p_tile pt = {.q = c->q,
+                                  .kc = c->kc,
+                                  .vc = c->vc,
+                                  .o = c->o,
+                                  .bt = tl->bt,
+                                  .block_size = bs,
+                                  .head_dim = hd,
+                                  .scale = c->m->scale,
+                                  .r0 = tl->r0,
+                                  .pos0 = pos0,
+                                  .kvh = tl->kvh,
+                                  .h0 = tl->h0,
+                                  .ke = ke,
+                                  .nr = tl->nr,
+                                  .ng = tl->ng};
+        cpu_att512p_run(&pt);
+        return;
+    }
     int64_t n_keys = ke, ib = kb / bs;
     int32_t off = (int32_t)(kb % bs), cur = 0;
     size_t es = c->kc->dtype == BE_F32 ? 4 : 2, head_bytes = (size_t)hd * es;

@@ -1,5 +1,6 @@
 /* attn_ops: the CPU backend's entries for the language-model attention ops (rope.c,
- * kv_cache.c, attention.c, attention_avx512.c), referenced from the op table in backend_cpu.c.
+ * kv_cache.c, attention.c, attention_avx512.c, attention_prefill_avx512.c), referenced from
+ * the op table in backend_cpu.c.
  * Arguments are already validated by backend/attn.c. Owner thread only; each op fans out to the
  * pool. */
 #ifndef VELA_BACKEND_CPU_ATTN_OPS_H
@@ -29,6 +30,23 @@ int cpu_attention(struct be *b, struct tensor *o, const struct tensor *q,
 int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
                          const struct tensor *k_cache, const struct tensor *v_cache,
                          const struct attn_meta *m, struct err *e);
+
+/* A prefill sub-tile of cpu_attention_avx512 for cpu_att512p_run (attention_prefill_avx512.c):
+ * query rows [r0, r0 + nr) of one sequence, row r0 at position pos0, and query heads
+ * h0 .. h0 + ng - 1, all of kv head kvh, against keys [0, ke) (ke = pos0 + nr) of the BF16
+ * cache through the sequence's block table bt; nr * ng <= ATT512P_MAX_QV, head_dim a multiple
+ * of 32 up to ATT512_MAX_HEAD_DIM. Writes exactly those rows' heads of o. */
+#define ATT512P_MAX_QV 32
+struct att512p_tile {
+    const struct tensor *q, *kc, *vc;
+    struct tensor *o;
+    const int32_t *bt;
+    int32_t block_size, head_dim;
+    float scale;
+    int64_t r0, pos0, kvh, h0, ke;
+    int nr, ng;
+};
+void cpu_att512p_run(const struct att512p_tile *a);
 
 /* The last index i < n with a[i] <= v, for a increasing and a[0] <= v: the sequence owning a
  * flattened row (a = query_start), the item owning a split unit (a = unit starts). */
