@@ -34,7 +34,6 @@
 #include "util/bf16.h"
 
 #include <math.h>
-#include <stdbool.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -65,7 +64,7 @@ struct attp_scratch {
 #define ATTP_AT(i) (((i)&1) * 16 + ((i) >> 1))
 
 static inline const uint16_t *attp_row(const struct tensor *t, int64_t r, int64_t c) {
-    return (const uint16_t *)t->buf->base + t->offset_bytes / 2 + r * t->row_stride + c;
+    return (const uint16_t *)be_tensor_addr(t, r, c);
 }
 
 /* hd BF16 elements of a cache row -> F32 in pair order (hd a multiple of 32). */
