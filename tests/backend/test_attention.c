@@ -231,12 +231,12 @@ static void test_grid(void) {
 /* Shapes aimed at the AVX-512 kernel's edges (attention_avx512.c: tiles of up to 4 rows at
  * GQA 7-8, 8 rows at GQA 1-2, groups of 8 query vectors, 16-key chunks, head_dim tails,
  * head tiles, blocks of any size; prefill tiles over a BF16 cache with head_dim a multiple of
- * 32 go to attention_prefill_avx512.c, up to 64 query vectors in 1, 2 or 4 vectors of lanes),
+ * 32 go to attention_prefill_avx512.c, up to 32 query vectors in 1 or 2 vectors of lanes),
  * run on every kernel so all three stay covered. */
 static const struct acase g_edge[] = {
-    /* the lanes kernel's three widths: GQA 7 tiles of 9 rows (63 lanes), a 4-row sub-tile
-     * (28) and a 2-row sequence (14) at the first tile; GQA 8 at head_dim 128 (64 lanes, a
-     * 6-row tail); GQA 3 (21-row tiles) after a cached prefix */
+    /* the lanes kernel's two widths: GQA 7 tiles of 4 rows (28 lanes) and a 2-row sequence
+     * (14) at the first tile; GQA 8 at head_dim 128 (32 lanes, a 2-row tail); GQA 3 (8-row
+     * tiles, 24 lanes) after a cached prefix */
     {2, 14, 2, 64, {5, 20}, {2, 40}, BE_BF16, BE_F32, 0},
     {1, 16, 2, 128, {0}, {70}, BE_BF16, BE_BF16, 0},
     {1, 6, 2, 128, {10}, {50}, BE_BF16, BE_F32, 0},

@@ -91,10 +91,6 @@
  * keep enough items for the threads and bound the scratch (q and acc are qv x head_dim). */
 #define ATT512_MAX_QV   32
 #define ATT512_MAX_ROWS 8
-/* Rows per tile when its sub-tiles of more than ATT512_QB query vectors all go to
- * cpu_att512p_run (BF16 cache, head_dim a multiple of 32, one kv head per tile): up to its
- * 64 query lanes (9 rows of 7 heads, 21 of 3). */
-#define ATT512P_MAX_ROWS 24
 _Static_assert(ATT512_MAX_QV <= ATT512P_MAX_QV, "a prefill tile fits cpu_att512p_run");
 /* Bytes of one cache row a tile may span (all its kv heads): the most the score loops
  * prefetch at one step (a row of K and one of V). */
@@ -730,10 +726,6 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
     c.n_kvtiles = c.n_kv / c.kvt;
     int64_t qv_row = c.kvt * c.gt; /* query vectors per row of a tile */
     c.rt = ATT512_MAX_QV / qv_row < ATT512_MAX_ROWS ? ATT512_MAX_QV / qv_row : ATT512_MAX_ROWS;
-    if (c.n_rows >= 2 * (int64_t)m->n_seqs && c.kvt == 1 && k_cache->dtype == BE_BF16 &&
-        m->head_dim % 32 == 0 && c.rt * qv_row > ATT512_QB) /* prefill, for cpu_att512p_run */
-        c.rt =
-            ATT512P_MAX_QV / qv_row < ATT512P_MAX_ROWS ? ATT512P_MAX_QV / qv_row : ATT512P_MAX_ROWS;
     /* small batches (decode): shorter tiles, so every thread gets several items */
     int64_t per_tile = c.n_kvtiles * c.n_htiles, want = ATT512_ITEMS_PER_THREAD * tp_size(cb->pool);
     if (c.n_rows * per_tile < want * c.rt) {

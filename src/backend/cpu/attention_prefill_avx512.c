@@ -7,20 +7,17 @@
  * P·V takes a broadcast load of its own (a query element, a softmax weight) and each query
  * group re-widens the V rows; in a long prefill that ran at 46% of the FMA peak and was
  * load-bound (docs/BENCHMARKS.md). Here each broadcast feeds one FMA per 16 query vectors
- * (up to four), the K and V rows of a chunk are widened once for all of them, and the
- * softmax's running max and sums are vertical operations across keys instead of reductions
- * across lanes. Tiles of up to 64 query vectors (attention_avx512.c sizes them for this
- * kernel) fill the lanes: 63 for 7 query heads per kv head, where 32 would leave 28.
+ * (two at 17-32), the K and V rows of a chunk are widened once, and the softmax's running max
+ * and sums are vertical operations across keys instead of reductions across lanes.
  *
  * Per chunk of 16 keys (key k is cache row bt[k / bs] * bs + k % bs):
  *   1. the K and V rows are widened to F32 into kf and vf, each 32-element block in pair
  *      order (16 even then 16 odd elements: a shift and a mask per 32), as the matmul does;
  *   2. scores: st[t] (a vector per 16 query vectors) = sum_d kf[t][d] * qt[d], in passes of
- *      16 / NV keys for NV vectors of query lanes (16 accumulators);
+ *      8 keys (16 accumulators with two query vectors);
  *   3. scale, causal mask (key k is seen by the lanes whose position is >= k), online
  *      softmax per lane: new max, alpha = exp(old - new), p = exp(score - new), sums;
- *   4. P·V: acc[d] = acc[d] * alpha + sum_t p[t] * vf[t][d], in passes of 16 / NV elements
- *      of d.
+ *   4. P·V: acc[d] = acc[d] * alpha + sum_t p[t] * vf[t][d], in passes of 8 elements of d.
  * The tile's output is acc / sum per lane, written once at the end. Nothing is prefetched: a
  * prefill's own K and V rows were just stored and sit in cache (prefetching the next chunk
  * measured 5% slower).
@@ -29,9 +26,9 @@
  * order and the exp polynomial's rounding differ.
  * Invariants: lanes past the tile's query vectors have position -1, so no key is valid for
  * them and they never reach o; the K rows and scores past a short chunk are zeros, so the
- * scores of absent keys are finite before the mask drops them (P·V reads only present keys);
- * only cache rows named by the sequence's block table at keys below ke are read. Scratch on
- * the calling pool thread's stack (about 164 KB). */
+ * scores of absent keys are finite before the mask drops them (P·V reads only present keys); only
+ * cache rows named by the sequence's block table at keys below ke are read. Scratch on the calling
+ * pool thread's stack (about 98 KB). */
 #include "backend/backend_impl.h"
 #include "backend/cpu/attn_ops.h"
 #include "util/bf16.h"
@@ -48,12 +45,12 @@
 #define ATTP_FN     static __attribute__((target(ATTP_TARGET)))
 #define ATTP_INLINE static inline __attribute__((always_inline, target(ATTP_TARGET)))
 
-/* Keys per chunk (32 measured 3-6% slower). A score pass takes 16 / NV keys and a P·V pass
- * 16 / NV elements of d for NV (1, 2 or 4) vectors of query lanes: 16 accumulators. */
+/* Keys per chunk (32 measured 3-6% slower) and keys per score pass / elements of d per P·V
+ * pass (8: 16 accumulators with two vectors of query lanes). */
 #define ATTP_KC 16
-#define ATTP_NV (ATT512P_MAX_QV / 16)
+#define ATTP_KT 8
 
-_Static_assert(ATT512P_MAX_QV == 64, "up to four vectors of query lanes");
+_Static_assert(ATT512P_MAX_QV == 32, "two vectors of query lanes");
 
 struct attp_scratch {
     _Alignas(64) float qt[ATT512_MAX_HEAD_DIM][ATT512P_MAX_QV];  /* queries, transposed */
@@ -102,31 +99,29 @@ ATTP_FN void attp_init(const struct att512p_tile *a, struct attp_scratch *s, int
     }
 }
 
-/* Scores of keys [t0, t0 + 16 / NV) into st, for NV (1, 2 or 4) vectors of query lanes. */
+/* Scores of keys [t0, t0 + ATTP_KT) into st, for NV (1 or 2) vectors of query lanes. */
 ATTP_INLINE void attp_scores(struct attp_scratch *s, int t0, int32_t hd, const int NV) {
-    const int KT = 16 / NV;
-    __m512 c[16]; /* key t, lane vector v: c[t * NV + v] */
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_ps();
+    __m512 c0[ATTP_KT], c1[ATTP_KT];
+#pragma GCC unroll 8
+    for (int t = 0; t < ATTP_KT; t++) c0[t] = c1[t] = _mm512_setzero_ps();
     for (int32_t d0 = 0; d0 < hd; d0 += 32) {
 #pragma GCC unroll 32
         for (int i = 0; i < 32; i++) {
-            __m512 q[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) q[v] = _mm512_load_ps(s->qt[d0 + i] + 16 * v);
-#pragma GCC unroll 16
-            for (int t = 0; t < KT; t++) {
+            __m512 q0 = _mm512_load_ps(s->qt[d0 + i]);
+            __m512 q1 = NV == 2 ? _mm512_load_ps(s->qt[d0 + i] + 16) : q0;
+#pragma GCC unroll 8
+            for (int t = 0; t < ATTP_KT; t++) {
                 __m512 k = _mm512_set1_ps(s->kf[t0 + t][d0 + ATTP_AT(i)]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    c[t * NV + v] = _mm512_fmadd_ps(k, q[v], c[t * NV + v]);
+                c0[t] = _mm512_fmadd_ps(k, q0, c0[t]);
+                if (NV == 2) c1[t] = _mm512_fmadd_ps(k, q1, c1[t]);
             }
         }
     }
-#pragma GCC unroll 16
-    for (int t = 0; t < KT; t++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm512_store_ps(s->st[t0 + t] + 16 * v, c[t * NV + v]);
+#pragma GCC unroll 8
+    for (int t = 0; t < ATTP_KT; t++) {
+        _mm512_store_ps(s->st[t0 + t], c0[t]);
+        if (NV == 2) _mm512_store_ps(s->st[t0 + t] + 16, c1[t]);
+    }
 }
 
 /* Online softmax of one vector of query lanes (v) over the chunk's nk keys from k0: st
@@ -156,38 +151,35 @@ ATTP_INLINE __m512 attp_softmax(struct attp_scratch *s, int v, __m512i pos, int6
     return alpha;
 }
 
-/* acc = acc * alpha + sum over the chunk's nk keys of weight x V, in passes of 16 / NV
+/* acc = acc * alpha + sum over the chunk's nk keys of weight x V, in passes of ATTP_KT
  * elements of d (pair order within each 32). */
-ATTP_INLINE void attp_pv(struct attp_scratch *s, int nk, int32_t hd, const __m512 *alpha,
+ATTP_INLINE void attp_pv(struct attp_scratch *s, int nk, int32_t hd, __m512 alpha0, __m512 alpha1,
                          const int NV) {
-    const int DT = 16 / NV;
     for (int32_t d0 = 0; d0 < hd; d0 += 32) {
+#pragma GCC unroll 4
+        for (int i0 = 0; i0 < 32; i0 += ATTP_KT) {
+            __m512 c0[ATTP_KT], c1[ATTP_KT];
 #pragma GCC unroll 8
-        for (int i0 = 0; i0 < 32; i0 += DT) {
-            __m512 c[16]; /* element i of d, lane vector v: c[i * NV + v] */
-#pragma GCC unroll 16
-            for (int i = 0; i < DT; i++)
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    c[i * NV + v] =
-                        _mm512_mul_ps(_mm512_load_ps(s->acc[d0 + i0 + i] + 16 * v), alpha[v]);
+            for (int i = 0; i < ATTP_KT; i++) {
+                c0[i] = _mm512_mul_ps(_mm512_load_ps(s->acc[d0 + i0 + i]), alpha0);
+                c1[i] = NV == 2 ? _mm512_mul_ps(_mm512_load_ps(s->acc[d0 + i0 + i] + 16), alpha1)
+                                : c0[i];
+            }
             for (int t = 0; t < nk; t++) {
-                __m512 p[4];
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++) p[v] = _mm512_load_ps(s->st[t] + 16 * v);
-#pragma GCC unroll 16
-                for (int i = 0; i < DT; i++) {
+                __m512 p0 = _mm512_load_ps(s->st[t]);
+                __m512 p1 = NV == 2 ? _mm512_load_ps(s->st[t] + 16) : p0;
+#pragma GCC unroll 8
+                for (int i = 0; i < ATTP_KT; i++) {
                     __m512 x = _mm512_set1_ps(s->vf[t][d0 + ATTP_AT(i0 + i)]);
-#pragma GCC unroll 4
-                    for (int v = 0; v < NV; v++)
-                        c[i * NV + v] = _mm512_fmadd_ps(x, p[v], c[i * NV + v]);
+                    c0[i] = _mm512_fmadd_ps(x, p0, c0[i]);
+                    if (NV == 2) c1[i] = _mm512_fmadd_ps(x, p1, c1[i]);
                 }
             }
-#pragma GCC unroll 16
-            for (int i = 0; i < DT; i++)
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    _mm512_store_ps(s->acc[d0 + i0 + i] + 16 * v, c[i * NV + v]);
+#pragma GCC unroll 8
+            for (int i = 0; i < ATTP_KT; i++) {
+                _mm512_store_ps(s->acc[d0 + i0 + i], c0[i]);
+                if (NV == 2) _mm512_store_ps(s->acc[d0 + i0 + i] + 16, c1[i]);
+            }
         }
     }
 }
@@ -217,11 +209,10 @@ ATTP_INLINE void attp_run(const struct att512p_tile *a, struct attp_scratch *s, 
     int32_t hd = a->head_dim, bs = a->block_size;
     int64_t col = a->kvh * hd, ib = 0;
     int32_t off = 0;
-    __m512 mx[ATTP_NV], sum[ATTP_NV], alpha[ATTP_NV];
-    __m512i pos[ATTP_NV];
-    for (int v = 0; v < ATTP_NV; v++) { /* lane j's position; -1 past nq: no key is valid */
-        mx[v] = _mm512_set1_ps(-INFINITY);
-        sum[v] = _mm512_setzero_ps();
+    __m512 mx[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
+    __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512i pos[2];
+    for (int v = 0; v < 2; v++) { /* lane j's position; -1 past nq: no key is valid there */
         _Alignas(64) int32_t p[16];
         for (int l = 0; l < 16; l++) {
             int j = 16 * v + l;
@@ -245,17 +236,18 @@ ATTP_INLINE void attp_run(const struct att512p_tile *a, struct attp_scratch *s, 
             } else { /* absent keys: finite zeros, masked out by the softmax */
                 for (int32_t d = 0; d < hd; d += 16)
                     _mm512_store_ps(s->kf[t] + d, _mm512_setzero_ps());
-                for (int v = 0; v < ATTP_NV; v++)
-                    _mm512_store_ps(s->st[t] + 16 * v, _mm512_setzero_ps());
+                _mm512_store_ps(s->st[t], _mm512_setzero_ps());
+                _mm512_store_ps(s->st[t] + 16, _mm512_setzero_ps());
             }
         }
-        for (int t0 = 0; t0 < nk; t0 += 16 / NV) attp_scores(s, t0, hd, NV);
-        for (int v = 0; v < NV; v++)
-            alpha[v] = attp_softmax(s, v, pos[v], k0, nk, a->scale, &mx[v], &sum[v]);
-        attp_pv(s, nk, hd, alpha, NV);
+        for (int t0 = 0; t0 < nk; t0 += ATTP_KT) attp_scores(s, t0, hd, NV);
+        __m512 al0 = attp_softmax(s, 0, pos[0], k0, nk, a->scale, &mx[0], &sum[0]);
+        __m512 al1 = NV == 2 ? attp_softmax(s, 1, pos[1], k0, nk, a->scale, &mx[1], &sum[1]) : al0;
+        attp_pv(s, nk, hd, al0, al1, NV);
     }
     _Alignas(64) float sums[ATT512P_MAX_QV];
-    for (int v = 0; v < ATTP_NV; v++) _mm512_store_ps(sums + 16 * v, sum[v]);
+    _mm512_store_ps(sums, sum[0]);
+    _mm512_store_ps(sums + 16, sum[1]);
     attp_store(a, s, nq, sums);
 }
 
@@ -267,17 +259,11 @@ ATTP_FN void attp_run2(const struct att512p_tile *a, struct attp_scratch *s, int
     attp_run(a, s, nq, 2);
 }
 
-ATTP_FN void attp_run4(const struct att512p_tile *a, struct attp_scratch *s, int nq) {
-    attp_run(a, s, nq, 4);
-}
-
 void cpu_att512p_run(const struct att512p_tile *a) {
     struct attp_scratch s; /* on the calling pool thread's stack */
     int nq = a->nr * a->ng;
     attp_init(a, &s, nq);
-    if (nq > 32)
-        attp_run4(a, &s, nq);
-    else if (nq > 16)
+    if (nq > 16)
         attp_run2(a, &s, nq);
     else
         attp_run1(a, &s, nq);

@@ -36,7 +36,7 @@ int cpu_attention_avx512(struct be *b, struct tensor *o, const struct tensor *q,
  * h0 .. h0 + ng - 1, all of kv head kvh, against keys [0, ke) (ke = pos0 + nr) of the BF16
  * cache through the sequence's block table bt; nr * ng <= ATT512P_MAX_QV, head_dim a multiple
  * of 32 up to ATT512_MAX_HEAD_DIM. Writes exactly those rows' heads of o. */
-#define ATT512P_MAX_QV 64
+#define ATT512P_MAX_QV 32
 struct att512p_tile {
     const struct tensor *q, *kc, *vc;
     struct tensor *o;
