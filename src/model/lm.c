@@ -285,29 +285,29 @@ static int lm_setup(struct lm *m, struct err *e) {
     for (int32_t il = 0; rc == 0 && il < L; il++) rc = layer_weights(m, il, e);
     if (rc != 0) return rc;
     int64_t T = m->o.max_tokens, S = m->o.logit_rows;
-    struct carve cv[] = {
-        {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},    {&m->x, BE_F32, T, D},
-        {&m->q, BE_F32, T, nq},   {&m->k, BE_F32, T, nkv},  {&m->v, BE_F32, T, nkv},
-        {&m->att, BE_F32, T, nq}, {&m->gate, BE_F32, T, F}, {&m->up, BE_F32, T, F},
-        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},   {&m->sids, BE_I32, 1, S},
-    };
-    /* stacked: the same bytes, q|k|v and gate|up side by side in a row */
-    struct carve cf[] = {
-        {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},
-        {&m->x, BE_F32, T, D},    {&m->qkv, BE_F32, T, nq + 2 * nkv},
-        {&m->att, BE_F32, T, nq}, {&m->gu, BE_F32, T, 2 * F},
-        {&m->xs, BE_F32, S, D},   {&m->lg, BE_F32, S, V},
+    struct carve cv[12] = {
+        {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},  {&m->x, BE_F32, T, D},
+        {&m->att, BE_F32, T, nq}, {&m->xs, BE_F32, S, D}, {&m->lg, BE_F32, S, V},
         {&m->sids, BE_I32, 1, S},
     };
-    if (m->stacked) {
-        rc = carve_scratch(m, cf, (int)(sizeof cf / sizeof cf[0]), e);
-        if (rc == 0) rc = be_tensor_cols_view(&m->q, &m->qkv, 0, nq, e);
+    int n = 7;
+    if (m->stacked) { /* the same bytes: q|k|v and gate|up side by side in a row of one each */
+        cv[n++] = (struct carve){&m->qkv, BE_F32, T, nq + 2 * nkv};
+        cv[n++] = (struct carve){&m->gu, BE_F32, T, 2 * F};
+    } else {
+        cv[n++] = (struct carve){&m->q, BE_F32, T, nq};
+        cv[n++] = (struct carve){&m->k, BE_F32, T, nkv};
+        cv[n++] = (struct carve){&m->v, BE_F32, T, nkv};
+        cv[n++] = (struct carve){&m->gate, BE_F32, T, F};
+        cv[n++] = (struct carve){&m->up, BE_F32, T, F};
+    }
+    rc = carve_scratch(m, cv, n, e);
+    if (rc == 0 && m->stacked) {
+        rc = be_tensor_cols_view(&m->q, &m->qkv, 0, nq, e);
         if (rc == 0) rc = be_tensor_cols_view(&m->k, &m->qkv, nq, nkv, e);
         if (rc == 0) rc = be_tensor_cols_view(&m->v, &m->qkv, nq + nkv, nkv, e);
         if (rc == 0) rc = be_tensor_cols_view(&m->gate, &m->gu, 0, F, e);
         if (rc == 0) rc = be_tensor_cols_view(&m->up, &m->gu, F, F, e);
-    } else {
-        rc = carve_scratch(m, cv, (int)(sizeof cv / sizeof cv[0]), e);
     }
     if (rc == 0) rc = alloc_cache(m, e);
     return rc;

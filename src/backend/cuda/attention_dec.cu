@@ -349,26 +349,10 @@ static __global__ void __launch_bounds__(HD) dec_combine(const struct kdec_param
 typedef void (*dec_fn)(const struct kdec_params);
 
 template <int HD> static dec_fn dec_pick(int32_t qv) {
-    switch (qv) {
-        case 1:
-            return dec_kernel<HD, 1>;
-        case 2:
-            return dec_kernel<HD, 2>;
-        case 3:
-            return dec_kernel<HD, 3>;
-        case 4:
-            return dec_kernel<HD, 4>;
-        case 5:
-            return dec_kernel<HD, 5>;
-        case 6:
-            return dec_kernel<HD, 6>;
-        case 7:
-            return dec_kernel<HD, 7>;
-        case 8:
-            return dec_kernel<HD, 8>;
-        default:
-            return NULL;
-    }
+    static const dec_fn tab[] = {dec_kernel<HD, 1>, dec_kernel<HD, 2>, dec_kernel<HD, 3>,
+                                 dec_kernel<HD, 4>, dec_kernel<HD, 5>, dec_kernel<HD, 6>,
+                                 dec_kernel<HD, 7>, dec_kernel<HD, 8>};
+    return qv >= 1 && qv <= 8 ? tab[qv - 1] : NULL;
 }
 
 static dec_fn dec_kernel_of(int32_t head_dim, int32_t qv) {
