@@ -1,10 +1,10 @@
 /* matmul: the CPU matmul driver. Packs the activations once per chunk of rows into the
  * backend's scratch buffer (for avx512: BF16 rows zero-padded, or from MM_TF_MIN_ROWS rows
- * FP32 groups of 16 rows for the FP32-FMA kernel; FP32 rows for the others when x is not
- * already FP32), then runs the path's kernel on every pool thread, each taking chunks of
- * output columns from its own range, then from the others'. Several products of one x (q/k/v,
- * gate/up) share that packing and run as one dispatch: their column ranges are laid end to end and
- * handed out as one range.
+ * FP32 groups of 16 rows for the FP32-FMA kernel, in pairs for a chunk of one group; FP32
+ * rows for the others when x is not already FP32), then runs the path's kernel on every pool
+ * thread, each taking chunks of output columns from its own range, then from the others'.
+ * Several products of one x (q/k/v, gate/up) share that packing and run as one dispatch:
+ * their column ranges are laid end to end and handed out as one range.
  *
  * Invariants:
  *   1. work is handed out in chunks of whole MM_COL_ALIGN-column blocks of the combined
@@ -107,6 +107,7 @@ static void mm_worker(void *arg, int i, int n_threads) {
 enum mm_layout {
     MM_ROWS, /* rows: BF16 zero-padded (avx512) or FP32 (avx2, portable) */
     MM_TF,   /* groups of 16 rows, k-major FP32, for mm_avx512_tf */
+    MM_TF1,  /* up to 16 rows in pairs, for mm_avx512_tf's one-group chunks */
 };
 
 struct pack_ctx {
@@ -124,6 +125,11 @@ static void mm_pack_rows(const struct be_cpu *c, const struct tensor *x, int64_t
     if (layout == MM_TF) { /* r0 - base is a multiple of 16: whole groups of stride vectors */
         float *d = (float *)c->scratch + (r0 - base) * stride;
         mm_avx512_pack_tf(d, stride, be_tensor_addr(x, r0, 0), x->dtype, x->row_stride, rows, k);
+        return;
+    }
+    if (layout == MM_TF1) { /* the whole chunk (base == r0) */
+        mm_avx512_pack_tf_pairs((float *)c->scratch, stride, be_tensor_addr(x, r0, 0), x->dtype,
+                                x->row_stride, rows, k);
         return;
     }
     if (c->isa == CPU_ISA_AVX512) {
@@ -231,8 +237,8 @@ int cpu_matmul_multi(struct be *b, const struct be_mm_out *outs, int n_out, cons
         if (in_place) {
             xp = be_tensor_addr(x, r0, 0);
             xs = x->row_stride;
-        } else {
-            mm_pack(c, x, r0, rows, stride, layout);
+        } else { /* a chunk of one group is packed in pairs (matmul_avx512_tf.c) */
+            mm_pack(c, x, r0, rows, stride, layout == MM_TF && rows <= 16 ? MM_TF1 : layout);
         }
         for (int j = 0; j < n_out; j++) {
             ctx.jobs[j].x = xp;

@@ -45,13 +45,20 @@ void mm_portable(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 void mm_avx2(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 void mm_avx512(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 /* The many-rows AVX-512 kernel, FP32 FMAs on widened BF16 weights (matmul_avx512_tf.c): x is
- * packed by mm_avx512_pack_tf and x_stride is kpad, the packed k (a multiple of 32 >= k). */
+ * packed by mm_avx512_pack_tf, or by mm_avx512_pack_tf_pairs when m <= 16, and x_stride is
+ * kpad, the packed k (a multiple of 32 >= k). */
 void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp);
 /* Rows [0, rows) of src (F32 or BF16, src_stride elements apart, k used) -> groups of 16
  * rows, each kpad vectors of 16 FP32 (lane t of vector i = x[t][i] rounded to BF16); rows
  * past `rows` and k past k are zeros. */
 void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
                        int64_t src_stride, int64_t rows, int64_t k);
+/* The same for up to 16 rows, as one group in pairs: for each 32 k from kc, 16 pairs q of
+ * two vectors, rows 0-7 then 8-15, lanes 2i and 2i + 1 holding row i's (or 8 + i's) values
+ * at the k of widened positions 2q and 2q + 1 of the chunk (16 even k, then the odd ones);
+ * kpad x 16 floats, as for one group. */
+void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
+                             int64_t src_stride, int64_t rows, int64_t k);
 /* k per widened weight block of mm_avx512_tf (8 rows x 1024 x 4 bytes = 32 KB), and the rows
  * of a chunk whose partial sums a thread keeps when k spans several blocks. */
 #define MM_TF_KB         1024

@@ -16,6 +16,13 @@
  * thread's buffer (partial sums). A tile ends with one 16 x 16 transpose per group (vector t
  * = row t's outputs) instead of horizontal sums.
  *
+ * A chunk of one group (up to 16 rows) is packed in pairs instead (mm_avx512_pack_tf_pairs):
+ * a vector holds 8 rows x two k, so one 64-bit broadcast of two adjacent widened weights of
+ * an output feeds two FMAs (rows 0-7 and 8-15), as a weight does for two groups. With one
+ * vector per k, each weight fed a single FMA: 9 loads per 8 FMAs over 8 dependency chains,
+ * which held the FMA loop to about two thirds of the peak (docs/BENCHMARKS.md). Each output
+ * then sums two partial sums, one per lane of the pair, added at the end.
+ *
  * Widened weights go to the thread's buffer.
  *   - Up to 32 rows (decode batches): one pass per block, each weight used once, so the
  *     widening runs one 32-k chunk ahead of the FMAs in the same order (struct tf_feed), into
@@ -27,7 +34,8 @@
  *     pair of groups runs over it.
  *
  * Numerics: BF16 activations (round to nearest even), BF16 x BF16 products, exact in FP32,
- * FP32 sums (in k order per output), bias in FP32, one rounding for a BF16 y.
+ * FP32 sums (in k order per output; for one group, two sums over alternate k pairs of each
+ * chunk, added at the end), bias in FP32, one rounding for a BF16 y.
  * Invariants: a call touches only columns [n0, n1) of y, reads weight rows [n0, n1) and
  * prefetches rows past them inside w; packed groups hold zeros in the rows past m and the
  * k past k, and widened rows past k are zeros, so padding never adds to an output; tmp is
@@ -38,6 +46,8 @@
 #include <immintrin.h>
 
 #include "backend/cpu/simd512.h"
+
+#include <string.h>
 
 #define TF_TARGET "avx512f,avx512bf16,avx512bw,avx512vl,avx512dq"
 #define TF_FN     __attribute__((target(TF_TARGET)))
@@ -109,6 +119,30 @@ TF_FN void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_
     }
 }
 
+/* Where k = kc + e sits in a widened chunk at kc: e < 16 at 2e, then the odd k. */
+static inline int tf_chunk_k(int e) {
+    return e < 16 ? 2 * e : 2 * (e - 16) + 1;
+}
+
+TF_FN void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
+                                   int64_t src_stride, int64_t rows, int64_t k) {
+    size_t es = dt == BE_F32 ? 4 : 2;
+    /* rows 0-7 (lo) or 8-15 (hi) of vectors a and b, interleaved: a0 b0 a1 b1 ... */
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    _Alignas(64) float g[32 * 16]; /* one chunk in the group layout */
+    for (int64_t kc = 0; kc < kpad; kc += 32) {
+        mm_avx512_pack_tf(g, 32, (const char *)src + (size_t)kc * es, dt, src_stride, rows, k - kc);
+        float *d = dst + kc * 16;
+        for (int q = 0; q < 16; q++) {
+            __m512 a = _mm512_load_ps(g + tf_chunk_k(2 * q) * 16);
+            __m512 b = _mm512_load_ps(g + tf_chunk_k(2 * q + 1) * 16);
+            _mm512_store_ps(d + q * 32, _mm512_permutex2var_ps(a, lo, b));
+            _mm512_store_ps(d + q * 32 + 16, _mm512_permutex2var_ps(a, hi, b));
+        }
+    }
+}
+
 /* Widens the 32 k from kc of weight rows c0.. (the first nr real, the others repeat row
  * c0) into d: row b at d + 32 b, 16 even then 16 odd elements (zeros past k). A block is
  * stored chunk by chunk (TF_NB x 32 floats each), so the broadcasts of one k step read one
@@ -148,6 +182,37 @@ TF_INLINE void store_group(const struct mm_job *j, int64_t g, int64_t c0, int nr
     for (int64_t t = 0; t < rows; t++) {
         __m512 yv = _mm512_add_ps(v[t], bias);
         int64_t r = g * 16 + t;
+        if (j->y_dtype == BE_F32)
+            _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
+        else
+            _mm256_mask_storeu_epi16((uint16_t *)j->y + r * j->y_stride + c0, m,
+                                     (__m256i)_mm512_cvtneps_pbh(yv));
+    }
+}
+
+/* Stores the outputs c0.. (the first nr) of a one-group chunk in pairs: lanes 2i and 2i + 1
+ * of a0[b] are row i's two partial sums of output c0 + b, those of a1[b] row 8 + i's. */
+TF_INLINE void store_pairs(const struct mm_job *j, int64_t c0, int nr, const __m512 *a0,
+                           const __m512 *a1) {
+    __m512 v[16];
+#pragma GCC unroll 8
+    for (int b = 0; b < TF_NB; b++) { /* lane 2i: the sum of lanes 2i and 2i + 1 */
+        v[b] = _mm512_add_ps(a0[b], _mm512_permute_ps(a0[b], 0xb1));
+        v[TF_NB + b] = _mm512_add_ps(a1[b], _mm512_permute_ps(a1[b], 0xb1));
+    }
+    simd512_transpose16(v); /* v[2i]: row i's outputs in lanes 0-7, row 8 + i's in 8-15 */
+    __mmask16 m = (__mmask16)((1u << nr) - 1);
+    __m512 bias = _mm512_setzero_ps();
+    if (j->bias && j->bias_dtype == BE_F32) {
+        bias = _mm512_maskz_loadu_ps(m, (const float *)j->bias + c0);
+    } else if (j->bias) {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)j->bias + c0);
+        bias = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    for (int64_t r = 0; r < j->m; r++) {
+        __m512 o = v[2 * (r & 7)];
+        if (r >= 8) o = _mm512_shuffle_f32x4(o, o, 0x4e); /* lanes 8-15 down to 0-7 */
+        __m512 yv = _mm512_add_ps(o, bias);
         if (j->y_dtype == BE_F32)
             _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
         else
@@ -230,12 +295,13 @@ TF_INLINE void tf_feed_widen(const struct mm_job *j, struct tf_feed *f) {
     f->kc = f->bk.kb0;
 }
 
-/* Groups g0 and (G = 2) g0 + 1 over the block bk. Its widened weights come from wb (the whole
- * block) or, with a feed, chunk by chunk from the feed's ring, each pass widening the feed's
- * next chunk as it goes so that those loads and stores overlap the FMAs. The first block of
- * k starts from zero, others from the partial sums in part; the last stores y, others save to
- * part. pf (or NULL): a block whose weight rows to prefetch into L2 on the way. */
-TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_block *bk,
+/* Groups g0 and (G = 2) g0 + 1 over the block bk, or with P (G = 2, g0 = 0) the two halves of
+ * one group packed in pairs. Its widened weights come from wb (the whole block) or, with a
+ * feed, chunk by chunk from the feed's ring, each pass widening the feed's next chunk as it
+ * goes so that those loads and stores overlap the FMAs. The first block of k starts from
+ * zero, others from the partial sums in part; the last stores y, others save to part. pf (or
+ * NULL): a block whose weight rows to prefetch into L2 on the way. */
+TF_INLINE void tile(const struct mm_job *j, int G, bool P, int64_t g0, const struct tf_block *bk,
                     const float *wb, float *part, const struct tf_block *pf, struct tf_feed *feed) {
     int64_t c0 = bk->c0, kb0 = bk->kb0, kb1 = bk->kb1;
     bool first = kb0 == 0, last = kb1 == j->x_stride;
@@ -279,6 +345,22 @@ TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_b
         } else {
             wc = wb + (kc - kb0) * TF_NB;
         }
+        if (P) { /* vector q of the chunk: rows 0-7 (xa) and 8-15 (xb) at widened q pair */
+            const float *xc = x0 + kc * 16;
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++) {
+                __m512 xa = _mm512_load_ps(xc + q * 32), xb = _mm512_load_ps(xc + q * 32 + 16);
+#pragma GCC unroll 16
+                for (int b = 0; b < TF_NB; b++) {
+                    double w2;
+                    memcpy(&w2, wc + b * 32 + 2 * q, sizeof w2);
+                    __m512 wv = _mm512_castpd_ps(_mm512_set1_pd(w2));
+                    a0[b] = _mm512_fmadd_ps(xa, wv, a0[b]);
+                    a1[b] = _mm512_fmadd_ps(xb, wv, a1[b]);
+                }
+            }
+            continue;
+        }
 #pragma GCC unroll 32
         for (int t = 0; t < 32; t++) {
             int e = (t & 1) * 16 + (t >> 1); /* where k = kc + t sits in the widened chunk */
@@ -300,6 +382,10 @@ TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_b
         }
         return;
     }
+    if (P) {
+        store_pairs(j, c0, bk->nr, a0, a1);
+        return;
+    }
     __m512 v[16];
     for (int b = 0; b < 16; b++) v[b] = b < TF_NB ? a0[b] : _mm512_setzero_ps();
     store_group(j, g0, c0, bk->nr, v);
@@ -308,8 +394,9 @@ TF_INLINE void tile(const struct mm_job *j, int G, int64_t g0, const struct tf_b
     store_group(j, g0 + 1, c0, bk->nr, v);
 }
 
-/* Up to 32 rows (one or two groups): one pass per block, fed by the widening ring. */
-TF_INLINE void tf_one_pass(const struct mm_job *j, int G, int64_t n0, int64_t n1, float *tmp) {
+/* Up to 32 rows (two groups, or one in pairs with P): one pass per block, fed by the
+ * widening ring. */
+TF_INLINE void tf_one_pass(const struct mm_job *j, bool P, int64_t n0, int64_t n1, float *tmp) {
     float *part = tmp + 2 * TF_WB;
     struct tf_cursor cur = tf_cursor_make(n0, n1, j->x_stride), pf = cur;
     for (int i = 0; i < TF_PF_UNITS; i++) tf_cursor_next(&pf);
@@ -324,18 +411,14 @@ TF_INLINE void tf_one_pass(const struct mm_job *j, int G, int64_t n0, int64_t n1
             pb.nr = TF_NB;
         }
         float *p = part + (bk.c0 - cur.s0) / TF_NB * 2 * TF_NB * 16;
-        tile(j, G, 0, &bk, NULL, p, pb.c0 + TF_NB <= j->n ? &pb : NULL, &feed);
+        tile(j, 2, P, 0, &bk, NULL, p, pb.c0 + TF_NB <= j->n ? &pb : NULL, &feed);
     }
 }
 
 TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
     int64_t groups = (j->m + 15) / 16, kpad = j->x_stride;
-    if (groups == 2) {
-        tf_one_pass(j, 2, n0, n1, tmp);
-        return;
-    }
-    if (groups == 1) {
-        tf_one_pass(j, 1, n0, n1, tmp);
+    if (groups <= 2) {
+        tf_one_pass(j, groups == 1, n0, n1, tmp);
         return;
     }
     /* Many groups: each widened block is reused by every group pair in turn. */
@@ -352,9 +435,9 @@ TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *t
             for (int64_t g = 0; g < groups; g += 2) {
                 float *p = part + g * TF_NB * 16;
                 if (g + 1 < groups)
-                    tile(j, 2, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
+                    tile(j, 2, false, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
                 else
-                    tile(j, 1, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
+                    tile(j, 1, false, g, &bk, wb, p, g == 0 ? pfp : NULL, NULL);
             }
         }
     }
@@ -366,6 +449,10 @@ void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
 }
 void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
                        int64_t src_stride, int64_t rows, int64_t k) {
+    (void)dst, (void)kpad, (void)src, (void)dt, (void)src_stride, (void)rows, (void)k;
+}
+void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
+                             int64_t src_stride, int64_t rows, int64_t k) {
     (void)dst, (void)kpad, (void)src, (void)dt, (void)src_stride, (void)rows, (void)k;
 }
 #endif
