@@ -7,7 +7,7 @@
  *     the K/V the attention reads) / streaming read GB/s;
  *   - compute roof: 2 flops per weight per token / the compute peak: the faster of the
  *     vdpbf16ps and the FP32 FMA probes (FP32 FMAs on this core: the AVX-512 matmul runs them
- *     on widened BF16 weights from 13 rows on, so the vdpbf16ps peak would flatter it).
+ *     on widened BF16 weights from 11 rows on, so the vdpbf16ps peak would flatter it).
  * The roofline time is the larger of the two (M or C in the op table says which);
  * "% roof" = roofline time / measured time. Then each batch's token rate over the first
  * batch's, all from the same run.

@@ -25,7 +25,7 @@ double probe_bf16_gflops(struct tp *pool, int64_t iters);
 double probe_f32_fma_gflops(struct tp *pool, int64_t iters);
 
 /* The compute roofline of a BF16-weight matmul: the faster of the two peaks above (the
- * AVX-512 matmul runs FP32 FMAs on widened weights from 13 rows on). */
+ * AVX-512 matmul runs FP32 FMAs on widened weights from 11 rows on). */
 double probe_compute_gflops(struct tp *pool, int64_t iters);
 
 /* Median of n values (sorts v in place). */

@@ -2,7 +2,7 @@
  * vision-tower shape (hidden 1280, 32 blocks, 16 heads, intermediate 3420, merger to 3584),
  * for square images of the given sizes (448 -> grid 32x32, 1008 -> 72x72), next to the
  * FLOP roofline measured in the same run: the faster of bench/roofline's vdpbf16ps and FP32
- * FMA peak probes (the AVX-512 matmul runs FP32 FMAs on widened weights from 13 rows on).
+ * FMA peak probes (the AVX-512 matmul runs FP32 FMAs on widened weights from 11 rows on).
  *
  * Weights are the generator's deterministic BF16 values for the 7b preset's vision tensors,
  * made in memory (gen_tensor_bf16, 1.3 GB) instead of writing the 16 GB checkpoint; the

@@ -192,7 +192,7 @@ static const struct {
     /* a scratch buffer of 4 KiB forces many activation chunks */
     {{64, 67, 37, BE_F32, BE_F32, 1}, 2, 4096},
     {{33, 67, 37, BE_BF16, BE_F32, 0}, 3, 4096},
-    /* The FP32-FMA kernel (avx512, 13+ rows) widens weights in blocks of 1024 k: k = 2100 is
+    /* The FP32-FMA kernel (avx512, 11+ rows) widens weights in blocks of 1024 k: k = 2100 is
      * three blocks, the last short; 32 rows take its one-pass path (the widening runs a chunk
      * ahead of the FMAs, across blocks of different lengths), 45 rows its partial-sum path;
      * k = 1024 is exactly one block. */
@@ -202,19 +202,22 @@ static const struct {
     /* one thread's 600 columns at k = 1100: spans of 256, 256 and 88 columns, each walked k
      * block by k block */
     {{32, 1100, 600, BE_F32, BE_BF16, 1}, 1, 0},
-    /* one group (13-16 rows) through the one-pass path: three k blocks and spans, each
-     * thread's 300 columns; over k = 4096, blocks of 256 k */
+    /* one group (11-16 rows, packed in pairs) through the one-pass path: three k blocks and
+     * spans, each thread's 300 columns; over k = 4096, blocks of 256 k; 11 rows: three in
+     * the second half of each pair vector */
     {{16, 2100, 600, BE_BF16, BE_F32, 2}, 2, 0},
     {{14, 4200, 45, BE_F32, BE_BF16, 1}, 2, 0},
+    {{11, 1100, 70, BE_BF16, BE_BF16, 2}, 2, 0},
     /* k over 4096: blocks of 256 k (the last one short) */
     {{32, 4200, 300, BE_BF16, BE_F32, 2}, 2, 0},
     /* k = 9000 (over 8192): the L2 budget of a chunk holds 29 rows, but FP32-FMA chunks keep
      * 32 rows (two groups, one pass) where the scratch holds them: 45 rows run as 32 + 13 */
     {{45, 9000, 40, BE_BF16, BE_F32, 1}, 2, 0},
-    /* Under 13 rows (the vdpbf16ps kernel) with long k: two token tiles over k = 2100 (a
-     * masked tail of 20), three over k = 4200, a one-row second tile at k = 1100 */
+    /* Under 11 rows (the vdpbf16ps kernel) with long k: two token tiles over k = 2100 (a
+     * masked tail of 20), three (the last of two rows) over k = 4200, a one-row second tile
+     * at k = 1100 */
     {{8, 2100, 37, BE_F32, BE_F32, 1}, 2, 0},
-    {{12, 4200, 20, BE_BF16, BE_BF16, 2}, 1, 0},
+    {{10, 4200, 20, BE_BF16, BE_BF16, 2}, 1, 0},
     {{5, 1100, 9, BE_F32, BE_BF16, 0}, 2, 0},
     /* 16 KiB of scratch: chunks of 32, 32 and 16 rows of FP32 groups */
     {{80, 67, 37, BE_F32, BE_F32, 1}, 2, 16384},
@@ -224,11 +227,12 @@ static const struct {
 };
 
 static void test_paths(void) {
-    /* From 13 rows the avx512 path runs its FP32-FMA kernel: 13 and 17 rows (one and two
-     * groups of 16, the second partial) its one-pass path, 45 and 64 (three and four groups)
-     * the path that reuses each widened block; 12 is the last row count of its vdpbf16ps
-     * dot-product kernel, whose tiles are 4 rows (8: two full token tiles). */
-    static const int64_t ms[] = {1, 2, 3, 5, 8, 12, 13, 17, 45, 64};
+    /* From 11 rows the avx512 path runs its FP32-FMA kernel: 11, 13 and 17 rows (one group,
+     * packed in pairs, and two groups of 16, the second partial) its one-pass path, 45 and 64
+     * (three and four groups) the path that reuses each widened block; 10 is the last row
+     * count of its vdpbf16ps dot-product kernel, whose tiles are 4 rows (8: two full token
+     * tiles). */
+    static const int64_t ms[] = {1, 2, 3, 5, 8, 10, 11, 13, 17, 45, 64};
     const int n_ms = (int)(sizeof ms / sizeof ms[0]);
     static const int64_t kn[][2] = {{67, 37}, {32, 16}, {1, 3}, {100, 70}};
     static const enum cpu_isa isas[] = {CPU_ISA_AVX2, CPU_ISA_AVX512};

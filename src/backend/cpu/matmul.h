@@ -65,10 +65,11 @@ void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, enum be_
 #define MM_TF_MAX_ROWS   1024
 #define MM_TF_TMP_FLOATS (16 * MM_TF_KB + MM_TF_MAX_ROWS * 16)
 /* Rows (m of a call) from which the avx512 path runs mm_avx512_tf: one group of 16 lanes
- * holds up to 16 rows, so below this most lanes would be padding. At 12 rows both kernels
- * measure the same, from 14 the FP32 kernel is faster (docs/BENCHMARKS.md). */
+ * holds up to 16 rows, so below this most lanes would be padding. With one-group chunks in
+ * pairs, at 10 rows both kernels measure about the same and from 11 the FP32 kernel is
+ * faster (docs/BENCHMARKS.md). */
 #ifndef MM_TF_MIN_ROWS
-#define MM_TF_MIN_ROWS 13
+#define MM_TF_MIN_ROWS 11
 #endif
 /* F32 rows -> BF16 rows (round to nearest even) zero-padded to dst_stride; avx512 only. */
 void mm_avx512_pack_f32(uint16_t *dst, int64_t dst_stride, const float *src, int64_t src_stride,
