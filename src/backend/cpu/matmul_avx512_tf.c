@@ -166,28 +166,33 @@ TF_INLINE void widen(const struct mm_job *j, int64_t c0, int nr, int64_t kb0, in
     for (int64_t kc = kb0; kc < kb1; kc += 32) widen_chunk(j, c0, nr, kc, wb + (kc - kb0) * TF_NB);
 }
 
+/* The bias of outputs c0.. in the lanes of m (zeros without a bias), as FP32. */
+TF_INLINE __m512 tf_bias(const struct mm_job *j, int64_t c0, __mmask16 m) {
+    if (!j->bias) return _mm512_setzero_ps();
+    if (j->bias_dtype == BE_F32) return _mm512_maskz_loadu_ps(m, (const float *)j->bias + c0);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)j->bias + c0);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* y[r][c0..] = v + bias in the lanes of m, rounded once for a BF16 y. */
+TF_INLINE void tf_store_row(const struct mm_job *j, int64_t r, int64_t c0, __mmask16 m, __m512 v,
+                            __m512 bias) {
+    __m512 yv = _mm512_add_ps(v, bias);
+    if (j->y_dtype == BE_F32)
+        _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
+    else
+        _mm256_mask_storeu_epi16((uint16_t *)j->y + r * j->y_stride + c0, m,
+                                 (__m256i)_mm512_cvtneps_pbh(yv));
+}
+
 /* Stores the outputs c0.. (the first nr) of group g's rows below m: v[b] holds output
  * c0 + b of the group's 16 rows (v[TF_NB..16) are ignored). */
 TF_INLINE void store_group(const struct mm_job *j, int64_t g, int64_t c0, int nr, __m512 *v) {
     simd512_transpose16(v); /* v[t]: row 16 g + t, lanes b = outputs c0 + b */
     __mmask16 m = (__mmask16)((1u << nr) - 1);
-    __m512 bias = _mm512_setzero_ps();
-    if (j->bias && j->bias_dtype == BE_F32) {
-        bias = _mm512_maskz_loadu_ps(m, (const float *)j->bias + c0);
-    } else if (j->bias) {
-        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)j->bias + c0);
-        bias = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
+    __m512 bias = tf_bias(j, c0, m);
     int64_t rows = j->m - g * 16 < 16 ? j->m - g * 16 : 16;
-    for (int64_t t = 0; t < rows; t++) {
-        __m512 yv = _mm512_add_ps(v[t], bias);
-        int64_t r = g * 16 + t;
-        if (j->y_dtype == BE_F32)
-            _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
-        else
-            _mm256_mask_storeu_epi16((uint16_t *)j->y + r * j->y_stride + c0, m,
-                                     (__m256i)_mm512_cvtneps_pbh(yv));
-    }
+    for (int64_t t = 0; t < rows; t++) tf_store_row(j, g * 16 + t, c0, m, v[t], bias);
 }
 
 /* Stores the outputs c0.. (the first nr) of a one-group chunk in pairs: lanes 2i and 2i + 1
@@ -202,22 +207,11 @@ TF_INLINE void store_pairs(const struct mm_job *j, int64_t c0, int nr, const __m
     }
     simd512_transpose16(v); /* v[2i]: row i's outputs in lanes 0-7, row 8 + i's in 8-15 */
     __mmask16 m = (__mmask16)((1u << nr) - 1);
-    __m512 bias = _mm512_setzero_ps();
-    if (j->bias && j->bias_dtype == BE_F32) {
-        bias = _mm512_maskz_loadu_ps(m, (const float *)j->bias + c0);
-    } else if (j->bias) {
-        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)j->bias + c0);
-        bias = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
+    __m512 bias = tf_bias(j, c0, m);
     for (int64_t r = 0; r < j->m; r++) {
         __m512 o = v[2 * (r & 7)];
         if (r >= 8) o = _mm512_shuffle_f32x4(o, o, 0x4e); /* lanes 8-15 down to 0-7 */
-        __m512 yv = _mm512_add_ps(o, bias);
-        if (j->y_dtype == BE_F32)
-            _mm512_mask_storeu_ps((float *)j->y + r * j->y_stride + c0, m, yv);
-        else
-            _mm256_mask_storeu_epi16((uint16_t *)j->y + r * j->y_stride + c0, m,
-                                     (__m256i)_mm512_cvtneps_pbh(yv));
+        tf_store_row(j, r, c0, m, o, bias);
     }
 }
 
@@ -417,8 +411,12 @@ TF_INLINE void tf_one_pass(const struct mm_job *j, bool P, int64_t n0, int64_t n
 
 TF_FN void mm_avx512_tf(const struct mm_job *j, int64_t n0, int64_t n1, float *tmp) {
     int64_t groups = (j->m + 15) / 16, kpad = j->x_stride;
-    if (groups <= 2) {
-        tf_one_pass(j, groups == 1, n0, n1, tmp);
+    if (groups == 2) { /* P a constant in each call, so each pass loop is branch-free */
+        tf_one_pass(j, false, n0, n1, tmp);
+        return;
+    }
+    if (groups == 1) {
+        tf_one_pass(j, true, n0, n1, tmp);
         return;
     }
     /* Many groups: each widened block is reused by every group pair in turn. */
