@@ -339,7 +339,7 @@ TF_INLINE void tile(const struct mm_job *j, int G, bool P, int64_t g0, const str
         } else {
             wc = wb + (kc - kb0) * TF_NB;
         }
-        if (P) { /* vector q of the chunk: rows 0-7 (xa) and 8-15 (xb) at widened q pair */
+        if (P) { /* pair q of the chunk (widened positions 2q, 2q + 1): rows 0-7 and 8-15 */
             const float *xc = x0 + kc * 16;
 #pragma GCC unroll 16
             for (int q = 0; q < 16; q++) {
