@@ -285,12 +285,14 @@ static int lm_setup(struct lm *m, struct err *e) {
     for (int32_t il = 0; rc == 0 && il < L; il++) rc = layer_weights(m, il, e);
     if (rc != 0) return rc;
     int64_t T = m->o.max_tokens, S = m->o.logit_rows;
-    struct carve cv[12] = {
+    const struct carve common[] = {
         {&m->ids, BE_I32, 1, T},  {&m->h, BE_F32, T, D},  {&m->x, BE_F32, T, D},
         {&m->att, BE_F32, T, nq}, {&m->xs, BE_F32, S, D}, {&m->lg, BE_F32, S, V},
         {&m->sids, BE_I32, 1, S},
     };
-    int n = 7;
+    int n = (int)(sizeof common / sizeof common[0]);
+    struct carve cv[sizeof common / sizeof common[0] + 5]; /* + the projections' outputs */
+    memcpy(cv, common, sizeof common);
     if (m->stacked) { /* the same bytes: q|k|v and gate|up side by side in a row of one each */
         cv[n++] = (struct carve){&m->qkv, BE_F32, T, nq + 2 * nkv};
         cv[n++] = (struct carve){&m->gu, BE_F32, T, 2 * F};

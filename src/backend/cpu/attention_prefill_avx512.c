@@ -60,21 +60,14 @@ struct attp_scratch {
     _Alignas(64) float st[ATTP_KC][ATT512P_MAX_QV];              /* scores, then weights */
 };
 
-/* Where element i (< 32) of a 32-element block sits once widened in pair order. */
-#define ATTP_AT(i) (((i)&1) * 16 + ((i) >> 1))
-
 static inline const uint16_t *attp_row(const struct tensor *t, int64_t r, int64_t c) {
     return (const uint16_t *)be_tensor_addr(t, r, c);
 }
 
 /* hd BF16 elements of a cache row -> F32 in pair order (hd a multiple of 32). */
 ATTP_INLINE void attp_widen(float *d, const uint16_t *row, int32_t hd) {
-    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
-    for (int32_t d0 = 0; d0 < hd; d0 += 32) {
-        __m512i v = _mm512_loadu_si512(row + d0);
-        _mm512_store_ps(d + d0, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-        _mm512_store_ps(d + d0 + 16, _mm512_castsi512_ps(_mm512_and_si512(v, hi)));
-    }
+    for (int32_t d0 = 0; d0 < hd; d0 += 32)
+        simd512_widen_pairs(d + d0, _mm512_loadu_si512(row + d0));
 }
 
 /* Query vector j of the tile as a lane: its row and head. */
@@ -111,7 +104,7 @@ ATTP_INLINE void attp_scores(struct attp_scratch *s, int t0, int32_t hd, const i
             __m512 q1 = NV == 2 ? _mm512_load_ps(s->qt[d0 + i] + 16) : q0;
 #pragma GCC unroll 8
             for (int t = 0; t < ATTP_KT; t++) {
-                __m512 k = _mm512_set1_ps(s->kf[t0 + t][d0 + ATTP_AT(i)]);
+                __m512 k = _mm512_set1_ps(s->kf[t0 + t][d0 + SIMD512_PAIR_AT(i)]);
                 c0[t] = _mm512_fmadd_ps(k, q0, c0[t]);
                 if (NV == 2) c1[t] = _mm512_fmadd_ps(k, q1, c1[t]);
             }
@@ -170,7 +163,7 @@ ATTP_INLINE void attp_pv(struct attp_scratch *s, int nk, int32_t hd, __m512 alph
                 __m512 p1 = NV == 2 ? _mm512_load_ps(s->st[t] + 16) : p0;
 #pragma GCC unroll 8
                 for (int i = 0; i < ATTP_KT; i++) {
-                    __m512 x = _mm512_set1_ps(s->vf[t][d0 + ATTP_AT(i0 + i)]);
+                    __m512 x = _mm512_set1_ps(s->vf[t][d0 + SIMD512_PAIR_AT(i0 + i)]);
                     c0[i] = _mm512_fmadd_ps(x, p0, c0[i]);
                     if (NV == 2) c1[i] = _mm512_fmadd_ps(x, p1, c1[i]);
                 }

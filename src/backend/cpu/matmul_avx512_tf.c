@@ -119,11 +119,6 @@ TF_FN void mm_avx512_pack_tf(float *dst, int64_t kpad, const void *src, enum be_
     }
 }
 
-/* Where k = kc + e sits in a widened chunk at kc: e < 16 at 2e, then the odd k. */
-static inline int tf_chunk_k(int e) {
-    return e < 16 ? 2 * e : 2 * (e - 16) + 1;
-}
-
 TF_FN void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, enum be_dtype dt,
                                    int64_t src_stride, int64_t rows, int64_t k) {
     size_t es = dt == BE_F32 ? 4 : 2;
@@ -135,8 +130,8 @@ TF_FN void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, en
         mm_avx512_pack_tf(g, 32, (const char *)src + (size_t)kc * es, dt, src_stride, rows, k - kc);
         float *d = dst + kc * 16;
         for (int q = 0; q < 16; q++) {
-            __m512 a = _mm512_load_ps(g + tf_chunk_k(2 * q) * 16);
-            __m512 b = _mm512_load_ps(g + tf_chunk_k(2 * q + 1) * 16);
+            __m512 a = _mm512_load_ps(g + SIMD512_PAIR_ELEM(2 * q) * 16);
+            __m512 b = _mm512_load_ps(g + SIMD512_PAIR_ELEM(2 * q + 1) * 16);
             _mm512_store_ps(d + q * 32, _mm512_permutex2var_ps(a, lo, b));
             _mm512_store_ps(d + q * 32 + 16, _mm512_permutex2var_ps(a, hi, b));
         }
@@ -149,14 +144,12 @@ TF_FN void mm_avx512_pack_tf_pairs(float *dst, int64_t kpad, const void *src, en
  * kilobyte and a block of any length is contiguous: rows a fixed stride apart would share
  * L1 sets. */
 TF_INLINE void widen_chunk(const struct mm_job *j, int64_t c0, int nr, int64_t kc, float *d) {
-    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     int64_t n = j->k - kc;
     __mmask32 m = n >= 32 ? ~(__mmask32)0 : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
 #pragma GCC unroll 16
     for (int b = 0; b < TF_NB; b++) {
         __m512i v = _mm512_maskz_loadu_epi16(m, j->w + (c0 + (b < nr ? b : 0)) * j->w_stride + kc);
-        _mm512_store_ps(d + b * 32, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-        _mm512_store_ps(d + b * 32 + 16, _mm512_castsi512_ps(_mm512_and_si512(v, hi)));
+        simd512_widen_pairs(d + b * 32, v);
     }
 }
 
@@ -357,7 +350,7 @@ TF_INLINE void tile(const struct mm_job *j, int G, bool P, int64_t g0, const str
         }
 #pragma GCC unroll 32
         for (int t = 0; t < 32; t++) {
-            int e = (t & 1) * 16 + (t >> 1); /* where k = kc + t sits in the widened chunk */
+            int e = SIMD512_PAIR_AT(t); /* where k = kc + t sits in the widened chunk */
             __m512 xa = _mm512_load_ps(x0 + (kc + t) * 16);
             __m512 xb = G == 2 ? _mm512_load_ps(x1 + (kc + t) * 16) : xa;
 #pragma GCC unroll 16

@@ -74,15 +74,15 @@ int cpu_rms_norm(struct be *b, struct tensor *y, const struct tensor *x, const s
 /* ---- the residual add and the next norm, row by row (be_add_rms_norm) ---- */
 
 struct add_norm_args {
-    const struct tensor *h, *x;
-    struct norm_args norm; /* .x is h */
+    const struct tensor *x;
+    struct norm_args norm; /* norm.x is the residual h */
 };
 
 /* h[r] += x[r] (cpu_add's row), then the norm of that row while it is in cache. */
 static void add_norm_rows(void *arg, int64_t r0, int64_t r1) {
     const struct add_norm_args *a = arg;
     for (int64_t r = r0; r < r1; r++) {
-        cpu_add_row(a->norm.v, a->h, a->h, a->x, r);
+        cpu_add_row(a->norm.v, a->norm.x, a->norm.x, a->x, r);
         norm_rows((void *)&a->norm, r, r + 1);
     }
 }
@@ -90,8 +90,7 @@ static void add_norm_rows(void *arg, int64_t r0, int64_t r1) {
 int cpu_add_rms_norm(struct be *b, struct tensor *h, struct tensor *y, const struct tensor *x,
                      const struct tensor *gain, float eps, struct err *e) {
     (void)e;
-    struct add_norm_args a = {.h = h,
-                              .x = x,
+    struct add_norm_args a = {.x = x,
                               .norm = {.y = y,
                                        .x = h,
                                        .gain = gain,

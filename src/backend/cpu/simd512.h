@@ -41,6 +41,19 @@ SIMD512_INLINE __m512i simd512_to_bf16(__m512 x) {
     return _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
 }
 
+/* 32 BF16 values (one vector) -> FP32 in pair order: the 16 even elements to d[0..16), the
+ * 16 odd ones to d[16..32) (a shift and a mask, no per-element conversion); d 64-byte
+ * aligned. The FP32-FMA matmul and the prefill attention widen their BF16 operands so. */
+SIMD512_INLINE void simd512_widen_pairs(float *d, __m512i v) {
+    _mm512_store_ps(d, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    _mm512_store_ps(d + 16,
+                    _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u))));
+}
+/* Where element i (< 32) of a block sits once widened in pair order, and which element sits
+ * at position e. */
+#define SIMD512_PAIR_AT(i)   (((i)&1) * 16 + ((i) >> 1))
+#define SIMD512_PAIR_ELEM(e) ((e) < 16 ? 2 * (e) : 2 * ((e)-16) + 1)
+
 /* In-register transpose of 16 vectors of 16 32-bit elements: r[i][j] -> r[j][i]. Three
  * rounds: pairs of rows interleaved as 32-bit, then 64-bit elements, then 128-bit lanes
  * gathered twice (pure data movement, so it serves floats and integers alike). */
