@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CF_MAX_BUFS 64
 
@@ -38,11 +39,11 @@ static inline void free_bufs(void) {
     g_nbufs = 0;
 }
 
-/* A [rows x (cols + pad)] tensor of b holding host F32 values (converted to dt), in *full
- * when full is not NULL; returns its first cols columns (pad > 0: a strided column view).
- * Its buffer joins the list free_bufs frees. */
+/* A [rows x (cols + pad)] tensor of b holding host (F32 values, converted for a BF16 dt, or
+ * I32 ids), in *full when full is not NULL; returns its first cols columns (pad > 0: a
+ * strided column view). Its buffer joins the list free_bufs frees. */
 static inline struct tensor mk_view(struct be *b, enum be_dtype dt, int64_t rows, int64_t cols,
-                                    int64_t pad, const float *host, struct tensor *full) {
+                                    int64_t pad, const void *host, struct tensor *full) {
     struct err e = {0};
     struct tensor t = {0}, v = {0};
     int64_t w = cols + pad, shape[2] = {rows, w};
@@ -59,9 +60,9 @@ static inline struct tensor mk_view(struct be *b, enum be_dtype dt, int64_t rows
     void *h = malloc(n * es);
     for (size_t i = 0; h && i < n; i++) {
         if (dt == BE_BF16)
-            ((uint16_t *)h)[i] = f32_to_bf16(host[i]);
-        else
-            ((float *)h)[i] = host[i];
+            ((uint16_t *)h)[i] = f32_to_bf16(((const float *)host)[i]);
+        else /* F32 or I32: the 4 bytes as they are */
+            memcpy((char *)h + i * 4, (const char *)host + i * 4, 4);
     }
     if (h) T_RC(be_tensor_write(b, &t, h, n * es, &e), &e);
     free(h);

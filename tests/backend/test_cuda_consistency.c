@@ -27,51 +27,20 @@ struct tp {
     struct tensor c, g;
 };
 
-/* One backend's [rows x (cols + pad)] tensor holding host (F32 values or I32 ids), viewed as
- * its first cols columns (pad > 0: a strided column view). */
-static struct tensor mk1(struct be *b, enum be_dtype dt, int64_t rows, int64_t cols, int64_t pad,
-                         const void *host) {
-    struct err e = {0};
-    struct tensor t = {0}, v = {0};
-    int64_t w = cols + pad;
-    size_t n = (size_t)(rows * w), es = be_dtype_size(dt);
-    struct be_buffer *buf = NULL;
-    if (g_nbufs == CF_MAX_BUFS) {
-        T_OK(!"too many buffers; call free_bufs()");
-        return t;
-    }
-    T_RC(be_buffer_new(b, BE_BUF_COMPUTE, n * es, &buf, &e), &e);
-    if (!buf) return t;
-    g_bufs[g_nbufs++] = buf;
-    int64_t shape[2] = {rows, w};
-    T_RC(be_tensor_init(&t, buf, 0, dt, 2, shape, &e), &e);
-    if (host) {
-        void *h = malloc(n * es);
-        for (size_t i = 0; i < n; i++) {
-            if (dt == BE_BF16)
-                ((uint16_t *)h)[i] = f32_to_bf16(((const float *)host)[i]);
-            else
-                memcpy((char *)h + i * 4, (const char *)host + i * 4, 4);
-        }
-        T_RC(be_tensor_write(b, &t, h, n * es, &e), &e);
-        free(h);
-    }
-    T_RC(be_tensor_cols_view(&v, &t, 0, cols, &e), &e);
-    return v;
-}
-
 /* Random values (or zeros) in [rows x (cols + pad)] on both backends. */
 static struct tp mk(enum be_dtype dt, int64_t rows, int64_t cols, int64_t pad, bool zero) {
     size_t n = (size_t)(rows * (cols + pad));
     float *h = malloc(n * 4);
     for (size_t i = 0; i < n; i++) h[i] = zero ? 0.0f : frand();
-    struct tp t = {mk1(g_cpu, dt, rows, cols, pad, h), mk1(g_gpu, dt, rows, cols, pad, h)};
+    struct tp t = {mk_view(g_cpu, dt, rows, cols, pad, h, NULL),
+                   mk_view(g_gpu, dt, rows, cols, pad, h, NULL)};
     free(h);
     return t;
 }
 
 static struct tp mk_i32(int64_t n, const int32_t *ids) {
-    struct tp t = {mk1(g_cpu, BE_I32, 1, n, 0, ids), mk1(g_gpu, BE_I32, 1, n, 0, ids)};
+    struct tp t = {mk_view(g_cpu, BE_I32, 1, n, 0, ids, NULL),
+                   mk_view(g_gpu, BE_I32, 1, n, 0, ids, NULL)};
     return t;
 }
 
@@ -426,18 +395,18 @@ static void test_sample_greedy(void) {
     l[3 * V + 3] = NAN, l[3 * V + 4] = 7.0f;
     const int32_t want[4] = {500, (int32_t)V - 1, -1, 4};
     for (int dt = 0; dt < 2; dt++) {
-        struct tensor lg = mk1(g_gpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l);
+        struct tensor lg = mk_view(g_gpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l, NULL);
         int32_t zero[4] = {0};
-        struct tensor ids = mk1(g_gpu, BE_I32, 1, rows, 0, zero);
+        struct tensor ids = mk_view(g_gpu, BE_I32, 1, rows, 0, zero, NULL);
         T_RC(be_sample_greedy(g_gpu, &ids, &lg, &e), &e);
         int32_t got[4] = {0};
         T_RC(be_tensor_read(g_gpu, &ids, got, sizeof got, &e), &e);
         for (int r = 0; r < 4; r++) T_EQ(got[r], want[r]);
         free_bufs();
     }
-    struct tensor lc = mk1(g_cpu, BE_F32, rows, V, 0, l);
+    struct tensor lc = mk_view(g_cpu, BE_F32, rows, V, 0, l, NULL);
     int32_t zero[4] = {0};
-    struct tensor ic = mk1(g_cpu, BE_I32, 1, rows, 0, zero);
+    struct tensor ic = mk_view(g_cpu, BE_I32, 1, rows, 0, zero, NULL);
     T_FAILS(be_sample_greedy(g_cpu, &ic, &lc, &e), VELA_EUNSUP, &e);
     free_bufs();
     free(l);
@@ -464,10 +433,10 @@ static void test_sample(void) {
     int32_t got[64] = {0}, want[64] = {0}, zero[64] = {0};
     int n_same = 0;
     for (int dt = 0; dt < 2; dt++) {
-        struct tensor lg = mk1(g_gpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l);
-        struct tensor ids = mk1(g_gpu, BE_I32, 1, rows, 0, zero);
-        struct tensor lc = mk1(g_cpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l);
-        struct tensor ic = mk1(g_cpu, BE_I32, 1, rows, 0, zero);
+        struct tensor lg = mk_view(g_gpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l, NULL);
+        struct tensor ids = mk_view(g_gpu, BE_I32, 1, rows, 0, zero, NULL);
+        struct tensor lc = mk_view(g_cpu, dt ? BE_BF16 : BE_F32, rows, V, 0, l, NULL);
+        struct tensor ic = mk_view(g_cpu, BE_I32, 1, rows, 0, zero, NULL);
         T_RC(be_sample(g_gpu, &ids, &lg, p, &e), &e);
         T_RC(be_tensor_read(g_gpu, &ids, got, sizeof got, &e), &e);
         T_RC(be_sample(g_cpu, &ic, &lc, p, &e), &e);
